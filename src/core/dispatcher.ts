@@ -1,0 +1,101 @@
+import { OversizedEventError } from '../errors.js';
+
+/** What one request reports: the indexes (into the request's entries) that failed, and why. */
+export type SendBatch<P> = (entries: readonly P[], signal: AbortSignal) => Promise<readonly { readonly index: number; readonly error: unknown }[]>;
+
+export interface DispatcherOptions<P> {
+  readonly name: string;
+  readonly maxRecords: number;
+  readonly maxBytes: number;
+  /** Size of one entry towards `maxBytes`; only called when `maxBytes` is finite. */
+  readonly sizeOf: (entry: P) => number;
+  readonly send: SendBatch<P>;
+  readonly signal: AbortSignal;
+}
+
+interface Pending<P> {
+  readonly entry: P;
+  readonly size: number;
+  readonly settle: (error: unknown) => void;
+}
+
+/**
+ * Micro-batcher for one destination. Lanes submit one entry each; entries submitted in the same
+ * turn of the event loop go out together in as few requests as the limits allow. A full request
+ * leaves at once; a partial one when the turn ends (setImmediate), so every lane that became ready
+ * in that turn rides along.
+ */
+export class Dispatcher<P> {
+  readonly #o: DispatcherOptions<P>;
+  readonly #sized: boolean;
+  #pending: Pending<P>[] = [];
+  #bytes = 0;
+  #scheduled = false;
+  /** Requests sent; read by benchmarks and tests. */
+  requests = 0;
+
+  constructor(options: DispatcherOptions<P>) {
+    this.#o = options;
+    this.#sized = Number.isFinite(options.maxBytes);
+  }
+
+  /** Resolves with `undefined` once the entry is acknowledged, or with the error that failed it. Never rejects. */
+  submit(entry: P): Promise<unknown> {
+    return new Promise((settle) => {
+      let size = 0;
+      if (this.#sized) {
+        try {
+          size = this.#o.sizeOf(entry);
+        } catch (error) {
+          settle(error);
+          return;
+        }
+        if (size > this.#o.maxBytes) {
+          settle(new OversizedEventError(this.#o.name, size, this.#o.maxBytes));
+          return;
+        }
+        if (this.#bytes + size > this.#o.maxBytes) this.#flush();
+      }
+      this.#pending.push({ entry, size, settle });
+      this.#bytes += size;
+      if (this.#pending.length >= this.#o.maxRecords) this.#flush();
+      else if (!this.#scheduled) {
+        this.#scheduled = true;
+        setImmediate(this.#onTurnEnd);
+      }
+    });
+  }
+
+  readonly #onTurnEnd = (): void => {
+    this.#scheduled = false;
+    this.#flush();
+  };
+
+  #flush(): void {
+    const batch = this.#pending;
+    if (batch.length === 0) return;
+    this.#pending = [];
+    this.#bytes = 0;
+    this.requests++;
+    let sent: Promise<readonly { readonly index: number; readonly error: unknown }[]>;
+    try {
+      sent = this.#o.send(
+        batch.map((p) => p.entry),
+        this.#o.signal,
+      );
+    } catch (error) {
+      sent = Promise.reject(error);
+    }
+    sent.then(
+      (failed) => {
+        const errors = new Map<number, unknown>();
+        for (const f of failed) errors.set(f.index, f.error ?? new Error(`${this.#o.name} reported entry ${f.index} as failed without an error`));
+        for (let i = 0; i < batch.length; i++) (batch[i] as Pending<P>).settle(errors.get(i));
+      },
+      (error: unknown) => {
+        const e = error ?? new Error(`${this.#o.name} rejected a request without an error`);
+        for (const p of batch) p.settle(e);
+      },
+    );
+  }
+}

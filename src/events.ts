@@ -1,0 +1,325 @@
+import { NumberValueImpl, unmarshall } from '@aws-sdk/util-dynamodb';
+import type { NumberValue } from '@aws-sdk/util-dynamodb';
+import { MalformedRecordError } from './errors.js';
+
+/** A DynamoDB attribute value in the wire format of stream records (one member set). */
+export interface AttributeValue {
+  S?: string;
+  N?: string;
+  B?: Uint8Array | string;
+  SS?: string[];
+  NS?: string[];
+  BS?: (Uint8Array | string)[];
+  M?: Record<string, AttributeValue>;
+  L?: AttributeValue[];
+  NULL?: boolean;
+  BOOL?: boolean;
+}
+
+/** An item as stored: attribute names to unmarshalled values. */
+export type Item = Record<string, unknown>;
+
+/** The kind of change, from the record's `eventName`. */
+export type ChangeKind = 'insert' | 'modify' | 'remove';
+
+/** Where a record sits in its stream; enough to find it again or to report a gap. */
+export interface StreamPosition {
+  readonly streamArn: string;
+  /** Known to the worker; the Lambda event does not carry it. */
+  readonly shardId: string | undefined;
+  readonly sequenceNumber: string;
+  readonly eventID: string;
+}
+
+/** Facts about the record, as opposed to the item. */
+export interface EventMeta extends StreamPosition {
+  /** Table name, parsed from the stream ARN. */
+  readonly table: string;
+  readonly region: string | undefined;
+  /** When the change was made, epoch milliseconds (DynamoDB gives it to the second). */
+  readonly approximateCreationTime: number;
+  /** Size of the stream record as DynamoDB reports it. */
+  readonly sizeBytes: number;
+}
+
+interface ChangeEventBase {
+  /** Unique per stream record; the idempotency key every sink carries downstream. */
+  readonly eventID: string;
+  /** Name of the first entity whose key patterns match, or `undefined`. */
+  readonly entity: string | undefined;
+  /** The item's primary key attributes, unmarshalled. */
+  readonly key: Item;
+  /**
+   * Names of the attributes that differ between the images (deep comparison), sorted. For an insert,
+   * every attribute of the new image; for a remove, every attribute of the old image; for a modify
+   * without an old image (stream view `NEW_IMAGE`), every attribute of the new image.
+   */
+  readonly changed: readonly string[];
+  /** True for a delete made by DynamoDB's time-to-live process rather than by a caller. */
+  readonly expired: boolean;
+  readonly meta: EventMeta;
+}
+
+export interface InsertEvent<T = Item> extends ChangeEventBase {
+  readonly kind: 'insert';
+  readonly newImage: T;
+  readonly oldImage?: undefined;
+}
+
+export interface ModifyEvent<T = Item> extends ChangeEventBase {
+  readonly kind: 'modify';
+  readonly newImage: T;
+  /** Absent when the stream view type is `NEW_IMAGE`. */
+  readonly oldImage: T | undefined;
+}
+
+export interface RemoveEvent<T = Item> extends ChangeEventBase {
+  readonly kind: 'remove';
+  readonly newImage?: undefined;
+  /** Absent when the stream view type is `NEW_IMAGE`. */
+  readonly oldImage: T | undefined;
+}
+
+/** A typed change to one item, discriminated on `kind`. */
+export type ChangeEvent<T = Item> = InsertEvent<T> | ModifyEvent<T> | RemoveEvent<T>;
+
+/**
+ * How DynamoDB numbers become JavaScript values. DynamoDB numbers carry up to 38 digits; a JS
+ * number carries about 17.
+ * - `'number'`: a JS number; a number that would lose digits fails its record (dead letter) with an
+ *   error naming the attribute, never rounded silently.
+ * - `'auto'`: a JS number where exact, otherwise a `NumberValue` holding the exact digits.
+ * - `'exact'`: every number is a `NumberValue` (`.value` is the string, `.toString()` too).
+ */
+export type NumberMode = 'number' | 'auto' | 'exact';
+
+/** Options of {@link decodeRecord}. */
+export interface DecodeOptions {
+  /** Stream ARN for records without `eventSourceARN` (the GetRecords shape). */
+  readonly streamArn?: string;
+  readonly shardId?: string;
+  /** @default 'number' */
+  readonly numbers?: NumberMode;
+  /** Resolves the entity name from the raw key; `defineApp` supplies it from the entities in use. */
+  readonly entityOf?: (keys: Readonly<Record<string, AttributeValue>>) => string | undefined;
+}
+
+/** The stream record's attribute values, as in both the Lambda and the GetRecords shapes. */
+type RawImage = Record<string, AttributeValue>;
+
+interface RawStreamData {
+  ApproximateCreationDateTime?: number | Date | string;
+  Keys?: RawImage;
+  NewImage?: RawImage;
+  OldImage?: RawImage;
+  SequenceNumber?: string;
+  SizeBytes?: number;
+  StreamViewType?: string;
+}
+
+/**
+ * A DynamoDB stream record in either shape: Lambda's event record (`eventSourceARN`, epoch seconds,
+ * `userIdentity.principalId`) or `@aws-sdk/client-dynamodb-streams` GetRecords' (`Date`,
+ * `userIdentity.PrincipalId`).
+ */
+export interface RawStreamRecord {
+  eventID?: string;
+  eventName?: string;
+  eventSource?: string;
+  eventSourceARN?: string;
+  awsRegion?: string;
+  dynamodb?: RawStreamData;
+  userIdentity?: { type?: string; principalId?: string; Type?: string; PrincipalId?: string };
+}
+
+const KINDS: Readonly<Record<string, ChangeKind>> = { INSERT: 'insert', MODIFY: 'modify', REMOVE: 'remove' };
+
+const DECIMAL = /^([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/;
+
+/** `{ negative, digits, exponent }` with no leading or trailing zeros in `digits`; zero is `''`. */
+const canonicalDecimal = (s: string): string | undefined => {
+  const m = DECIMAL.exec(s);
+  if (!m) return undefined;
+  const fraction = m[3] ?? '';
+  let digits = (m[2] ?? '') + fraction;
+  let exponent = Number(m[4] ?? 0) - fraction.length;
+  digits = digits.replace(/^0+/, '');
+  const trimmed = digits.replace(/0+$/, '');
+  exponent += digits.length - trimmed.length;
+  if (trimmed === '') return '0';
+  return `${m[1] === '-' ? '-' : ''}${trimmed}e${exponent}`;
+};
+
+/** True when `n` prints back as the same decimal as `s`: converting lost no digit. */
+export const isExactNumber = (s: string, n: number): boolean => {
+  if (!Number.isFinite(n)) return false;
+  const printed = String(n);
+  return printed === s || canonicalDecimal(printed) === canonicalDecimal(s);
+};
+
+const numberConverter = (mode: NumberMode, path: string[]) => {
+  if (mode === 'exact') return true;
+  return (value: string): number | NumberValue => {
+    const n = Number(value);
+    if (isExactNumber(value, n)) return n;
+    if (mode === 'auto') return NumberValueImpl.from(value);
+    // The value itself stays out of the message: messages reach logs, and images hold user data.
+    throw new MalformedRecordError(
+      `A number in ${path.join('.')} (${value.length} characters) does not fit a JavaScript number without losing digits; set \`numbers: 'auto'\` or \`numbers: 'exact'\` in defineApp to keep it exact`,
+    );
+  };
+};
+
+const toItem = (image: RawImage, mode: NumberMode, path: string[]): Item => {
+  try {
+    return unmarshall(image as Parameters<typeof unmarshall>[0], { wrapNumbers: numberConverter(mode, path) }) as Item;
+  } catch (error) {
+    if (error instanceof MalformedRecordError) throw error;
+    throw new MalformedRecordError(`${path.join('.')} is not a valid DynamoDB image: ${(error as Error).message}`, { cause: error });
+  }
+};
+
+const sameSet = (a: readonly unknown[], b: readonly unknown[]): boolean => {
+  if (a.length !== b.length) return false;
+  const seen = new Set(a.map((v) => String(v)));
+  return b.every((v) => seen.has(String(v)));
+};
+
+const sameBytes = (a: unknown, b: unknown): boolean => {
+  if (typeof a === 'string' || typeof b === 'string') return a === b;
+  const x = a as Uint8Array;
+  const y = b as Uint8Array;
+  if (x.length !== y.length) return false;
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+  return true;
+};
+
+/** Deep equality of two raw attribute values; sets compare as sets, so element order does not matter. */
+export const sameAttributeValue = (a: AttributeValue, b: AttributeValue): boolean => {
+  const x = a as Record<string, unknown>;
+  const y = b as Record<string, unknown>;
+  if (x['S'] !== undefined) return x['S'] === y['S'];
+  if (x['N'] !== undefined) return y['N'] !== undefined && canonicalDecimal(x['N'] as string) === canonicalDecimal(y['N'] as string);
+  if (x['BOOL'] !== undefined) return x['BOOL'] === y['BOOL'];
+  if (x['NULL'] !== undefined) return y['NULL'] !== undefined;
+  if (x['B'] !== undefined) return y['B'] !== undefined && sameBytes(x['B'], y['B']);
+  if (x['SS'] !== undefined) return Array.isArray(y['SS']) && sameSet(x['SS'] as unknown[], y['SS']);
+  if (x['NS'] !== undefined) return Array.isArray(y['NS']) && sameSet((x['NS'] as string[]).map(canonicalDecimal), (y['NS'] as string[]).map(canonicalDecimal));
+  if (x['BS'] !== undefined) return Array.isArray(y['BS']) && sameSet((x['BS'] as unknown[]).map(String), (y['BS'] as unknown[]).map(String));
+  if (x['L'] !== undefined) {
+    const l = x['L'] as AttributeValue[];
+    const m = y['L'] as AttributeValue[] | undefined;
+    return Array.isArray(m) && l.length === m.length && l.every((v, i) => sameAttributeValue(v, m[i] as AttributeValue));
+  }
+  if (x['M'] !== undefined) return y['M'] !== undefined && sameImage(x['M'] as RawImage, y['M'] as RawImage);
+  return false;
+};
+
+const sameImage = (a: RawImage, b: RawImage): boolean => {
+  const keys = Object.keys(a);
+  if (keys.length !== Object.keys(b).length) return false;
+  return keys.every((k) => b[k] !== undefined && sameAttributeValue(a[k] as AttributeValue, b[k] as AttributeValue));
+};
+
+/** Names of the attributes that differ between two raw images, sorted. */
+export const changedAttributes = (oldImage: RawImage, newImage: RawImage): string[] => {
+  const changed: string[] = [];
+  for (const name of Object.keys(newImage)) {
+    const before = oldImage[name];
+    if (before === undefined || !sameAttributeValue(before, newImage[name] as AttributeValue)) changed.push(name);
+  }
+  for (const name of Object.keys(oldImage)) if (newImage[name] === undefined) changed.push(name);
+  return changed.sort();
+};
+
+const TABLE_FROM_ARN = /^arn:[^:]+:dynamodb:([^:]*):[^:]*:table\/([^/]+)\/stream\//;
+
+/** The table name and region in a DynamoDB stream ARN, or `undefined` for other strings. */
+export const parseStreamArn = (arn: string): { table: string; region: string } | undefined => {
+  const m = TABLE_FROM_ARN.exec(arn);
+  return m ? { table: m[2] as string, region: m[1] as string } : undefined;
+};
+
+const creationTime = (value: RawStreamData['ApproximateCreationDateTime']): number => {
+  if (value instanceof Date) return value.getTime();
+  // Lambda gives epoch seconds (sometimes with a fraction); GetRecords gives a Date.
+  if (typeof value === 'number') return Math.round(value * 1000);
+  if (typeof value === 'string') {
+    const t = Date.parse(value);
+    if (!Number.isNaN(t)) return t;
+  }
+  throw new MalformedRecordError(`dynamodb.ApproximateCreationDateTime is missing or not a time: ${String(value)}`);
+};
+
+const isImage = (v: unknown): v is RawImage => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/**
+ * The position of a raw record, as far as it can be read. Used for dead letters of records that do
+ * not decode, so it never throws.
+ */
+export const positionOf = (raw: unknown, options: Pick<DecodeOptions, 'streamArn' | 'shardId'> = {}): StreamPosition => {
+  const r = (raw ?? {}) as RawStreamRecord;
+  return {
+    streamArn: typeof r.eventSourceARN === 'string' ? r.eventSourceARN : (options.streamArn ?? ''),
+    shardId: options.shardId,
+    sequenceNumber: typeof r.dynamodb?.SequenceNumber === 'string' ? r.dynamodb.SequenceNumber : '',
+    eventID: typeof r.eventID === 'string' ? r.eventID : '',
+  };
+};
+
+/**
+ * Turns one raw DynamoDB stream record, in the Lambda or the GetRecords shape, into a typed
+ * {@link ChangeEvent}. Throws {@link MalformedRecordError} naming what is wrong.
+ *
+ * @example
+ * const event = decodeRecord(lambdaEvent.Records[0]);
+ * if (event.kind === 'modify' && event.changed.includes('Status')) notify(event.newImage);
+ */
+export const decodeRecord = <T = Item>(raw: unknown, options: DecodeOptions = {}): ChangeEvent<T> => {
+  if (raw === null || typeof raw !== 'object') throw new MalformedRecordError(`Stream record is not an object: ${typeof raw}`);
+  const r = raw as RawStreamRecord;
+  const kind = KINDS[r.eventName as string];
+  if (!kind) throw new MalformedRecordError(`Stream record has eventName ${JSON.stringify(r.eventName)}; expected INSERT, MODIFY or REMOVE`);
+  if (typeof r.eventID !== 'string' || r.eventID === '') throw new MalformedRecordError('Stream record has no eventID');
+  const d = r.dynamodb;
+  if (d === null || typeof d !== 'object') throw new MalformedRecordError(`Stream record ${r.eventID} has no dynamodb section`);
+  if (typeof d.SequenceNumber !== 'string' || d.SequenceNumber === '') throw new MalformedRecordError(`Stream record ${r.eventID} has no dynamodb.SequenceNumber`);
+  if (!isImage(d.Keys) || Object.keys(d.Keys).length === 0) throw new MalformedRecordError(`Stream record ${r.eventID} has no dynamodb.Keys`);
+  const streamArn = typeof r.eventSourceARN === 'string' ? r.eventSourceARN : options.streamArn;
+  if (!streamArn) throw new MalformedRecordError(`Stream record ${r.eventID} has no eventSourceARN and no streamArn was given`);
+  const mode = options.numbers ?? 'number';
+  const parsedArn = parseStreamArn(streamArn);
+
+  const newRaw = isImage(d.NewImage) ? d.NewImage : undefined;
+  const oldRaw = isImage(d.OldImage) ? d.OldImage : undefined;
+  if (kind !== 'remove' && !newRaw) {
+    throw new MalformedRecordError(`${r.eventName} record ${r.eventID} has no NewImage; the stream view type must be NEW_IMAGE or NEW_AND_OLD_IMAGES`);
+  }
+  const principal = r.userIdentity?.principalId ?? r.userIdentity?.PrincipalId;
+  const identityType = r.userIdentity?.type ?? r.userIdentity?.Type;
+
+  const event = {
+    kind,
+    eventID: r.eventID,
+    entity: options.entityOf?.(d.Keys),
+    key: toItem(d.Keys, mode, ['dynamodb', 'Keys']),
+    newImage: newRaw ? toItem(newRaw, mode, ['dynamodb', 'NewImage']) : undefined,
+    oldImage: oldRaw ? toItem(oldRaw, mode, ['dynamodb', 'OldImage']) : undefined,
+    changed:
+      kind === 'modify' && newRaw && oldRaw
+        ? changedAttributes(oldRaw, newRaw)
+        : Object.keys((kind === 'remove' ? oldRaw : newRaw) ?? {}).sort(),
+    expired: kind === 'remove' && identityType === 'Service' && principal === 'dynamodb.amazonaws.com',
+    meta: {
+      table: parsedArn?.table ?? '',
+      region: r.awsRegion ?? parsedArn?.region,
+      streamArn,
+      shardId: options.shardId,
+      sequenceNumber: d.SequenceNumber,
+      eventID: r.eventID,
+      approximateCreationTime: creationTime(d.ApproximateCreationDateTime),
+      sizeBytes: typeof d.SizeBytes === 'number' ? d.SizeBytes : 0,
+    },
+  };
+  return event as ChangeEvent<T>;
+};

@@ -1,0 +1,43 @@
+export { defineApp } from './app.js';
+export type { App, AppConfig, Ordering, RetryOptions } from './app.js';
+export { entity } from './entities.js';
+export type { Entity, EntityOptions, KeyPattern } from './entities.js';
+export { route } from './routes.js';
+export type { Route, RouteBuilder } from './routes.js';
+export { decodeRecord, changedAttributes, isExactNumber, parseStreamArn } from './events.js';
+export type {
+  AttributeValue,
+  ChangeEvent,
+  ChangeKind,
+  DecodeOptions,
+  EventMeta,
+  InsertEvent,
+  Item,
+  ModifyEvent,
+  NumberMode,
+  RawStreamRecord,
+  RemoveEvent,
+  StreamPosition,
+} from './events.js';
+export {
+  classify,
+  ConfigError,
+  DynamoCdcError,
+  LeaseLostError,
+  MalformedRecordError,
+  OversizedEventError,
+  PoisonRecordError,
+  SchemaValidationError,
+} from './errors.js';
+export type { FailureClass } from './errors.js';
+export type { Clock, DeadLetter, DeadLetterError, DeadLetterQueue, Logger, ProgressKey, ProgressStore, Sink, SinkFailure } from './ports.js';
+export { Engine, isDone } from './core/engine.js';
+export type { BatchOutcome, EngineOptions, ProcessOptions, RecordStatus } from './core/engine.js';
+export { systemClock } from './core/clock.js';
+export { consoleSink } from './sinks/console/index.js';
+export type { ConsoleSinkOptions } from './sinks/console/index.js';
+export { fileSink, fileDeadLetterQueue } from './sinks/file/index.js';
+export type { FileSinkOptions, FileDeadLetterQueueOptions } from './sinks/file/index.js';
+export { createLogger } from './observability/logger.js';
+export type { CreateLoggerOptions } from './observability/logger.js';
+export { toJson } from './serialize.js';

@@ -1,0 +1,2 @@
+export { createStreamHandler } from './handler.js';
+export type { BatchResponse, LambdaContextLike, StreamEventLike, StreamHandlerOptions } from './handler.js';

@@ -1,0 +1,109 @@
+/**
+ * Ports: the seams between the engine and the outside world. Types only; adapters implement them
+ * (`dynamo-cdc/lambda`, the sinks), and `dynamo-cdc/testing` has in-memory fakes for each.
+ */
+import type { ChangeEvent, StreamPosition } from './events.js';
+import type { FailureClass } from './errors.js';
+
+/** A rejected entry of a {@link Sink.send} call. */
+export interface SinkFailure {
+  /** Index of the entry in the `events` array given to `send`. */
+  readonly index: number;
+  /** Why it failed; {@link classify} decides whether it is retried. */
+  readonly error: unknown;
+}
+
+/**
+ * Delivers routed events to one destination. A retry resends the same events, so delivery must be
+ * idempotent downstream: every event carries `eventID` as its idempotency key.
+ */
+export interface Sink<E = ChangeEvent> {
+  /** Unique among the sinks of an app; used in logs, metrics and dead letters. */
+  readonly name: string;
+  /** Largest batch one request may carry; the engine never exceeds it. */
+  readonly limits: { readonly maxRecords: number; readonly maxBytes: number };
+  /** True when one request keeps the order of its entries (SQS FIFO, OpenSearch bulk, one S3 object). */
+  readonly preservesOrderWithinRequest: boolean;
+  /**
+   * Size of one entry as the destination counts it towards `limits.maxBytes`.
+   * @default the UTF-8 length of `JSON.stringify(event)` when `limits.maxBytes` is finite
+   */
+  sizeOf?(event: E): number;
+  /** Resolves with the entries that failed; rejects only when nothing could be attempted. */
+  send(events: readonly E[], signal: AbortSignal): Promise<{ readonly failed: readonly SinkFailure[] }>;
+  /** Writes out anything buffered (S3 objects); called at shutdown and before the Lambda deadline. */
+  flush?(signal: AbortSignal): Promise<void>;
+}
+
+/** The error that made a record a dead letter, reduced to data that survives serialisation. */
+export interface DeadLetterError {
+  readonly name: string;
+  readonly message: string;
+  readonly class: FailureClass;
+}
+
+/**
+ * One record that could not be delivered to one sink. It holds everything needed to act on it after
+ * the stream has trimmed the record (24 h): the raw record as received, the error, the attempts.
+ */
+export interface DeadLetter {
+  /** The raw stream record as received (Lambda or GetRecords shape), images included. */
+  readonly record: unknown;
+  /** Name of the sink that failed, or `undefined` when the record failed before routing (decode, schema). */
+  readonly sink: string | undefined;
+  readonly error: DeadLetterError;
+  readonly attempts: number;
+  /** Epoch milliseconds of the first and the last attempt. */
+  readonly firstAttemptAt: number;
+  readonly lastAttemptAt: number;
+  readonly position: StreamPosition;
+}
+
+/** Where records go that cannot be delivered. It must be durable before it resolves. */
+export interface DeadLetterQueue {
+  readonly name: string;
+  /** Resolves once every letter is durably stored; rejects (or throws) otherwise. */
+  send(letters: readonly DeadLetter[], signal: AbortSignal): Promise<void>;
+}
+
+/**
+ * Remembers which records after a Lambda batch's failure point were already done, so that the
+ * re-delivered batch (which starts at that point) does not deliver them again.
+ */
+export interface ProgressStore {
+  /**
+   * The sequence numbers already done in a batch that starts at `position`, or `undefined` when
+   * nothing is stored. Called once per batch.
+   */
+  load(position: ProgressKey): Promise<ReadonlySet<string> | undefined>;
+  /** Stores the sequence numbers done after `position`, the first record not done. */
+  save(position: ProgressKey, done: ReadonlySet<string>): Promise<void>;
+}
+
+/** Identifies a point in a stream: the stream ARN and the sequence number of the record there. */
+export interface ProgressKey {
+  readonly streamArn: string;
+  readonly sequenceNumber: string;
+}
+
+/** Time, injectable so tests control it instead of sleeping. */
+export interface Clock {
+  /** Epoch milliseconds. */
+  now(): number;
+  /** Resolves after `ms`; rejects with the signal's reason when it aborts first. */
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+}
+
+type LogFn = {
+  (obj: object, msg: string): void;
+  (msg: string): void;
+};
+
+/** The subset of pino's logger the library uses: object first, constant message. */
+export interface Logger {
+  debug: LogFn;
+  info: LogFn;
+  warn: LogFn;
+  error: LogFn;
+  child(bindings: Record<string, unknown>): Logger;
+}

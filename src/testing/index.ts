@@ -1,0 +1,7 @@
+export { FakeClock } from './clock.js';
+export { memoryLogger, silentLogger } from './logger.js';
+export type { LogEntry } from './logger.js';
+export { streamRecords, streamEvent, toGetRecordsShape } from './records.js';
+export type { LambdaStreamRecord, RecordOverrides, StreamRecordsOptions } from './records.js';
+export { MemoryDeadLetterQueue, MemoryProgressStore, MemorySink, permanentError, throttlingError, transientError } from './sinks.js';
+export type { MemorySinkOptions } from './sinks.js';
