@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import PQueue from 'p-queue';
 import type { App } from '../app.js';
 import { validateEntity } from '../entities.js';
@@ -94,6 +95,8 @@ class Run {
     this.#engine = engine;
     this.#o = options;
     this.#signal = options.signal ?? new AbortController().signal;
+    // Every lane waiting on a backoff listens to the signal; that is many listeners by design.
+    setMaxListeners(0, this.#signal);
     this.statuses = new Array<RecordStatus>(count).fill('unfinished');
   }
 

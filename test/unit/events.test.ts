@@ -1,0 +1,131 @@
+import { describe, expect, it } from 'vitest';
+import { changedAttributes, decodeRecord, entity, isExactNumber, MalformedRecordError } from '../../src/index.js';
+import type { AttributeValue, ChangeEvent } from '../../src/index.js';
+import { streamRecords, toGetRecordsShape } from '../../src/testing/index.js';
+
+const records = streamRecords({ table: 'TaskApp', region: 'eu-west-1' });
+const task = { PK: 'USER#1', SK: 'TASK#1', TaskId: '1', Status: 'OPEN', Version: 1, Tags: new Set(['a', 'b']), Meta: { owner: 'ann', steps: [1, 2] } };
+
+describe('decodeRecord', () => {
+  it('decodes the Lambda event record shape', () => {
+    // Prepare
+    const raw = records.modify(task, { ...task, Status: 'DONE', Version: 2 });
+
+    // Act
+    const event = decodeRecord(raw) as ChangeEvent<typeof task>;
+
+    // Assess
+    expect(event).toMatchObject({
+      kind: 'modify',
+      eventID: raw.eventID,
+      key: { PK: 'USER#1', SK: 'TASK#1' },
+      newImage: { Status: 'DONE', Version: 2, Tags: new Set(['a', 'b']) },
+      oldImage: { Status: 'OPEN', Version: 1 },
+      changed: ['Status', 'Version'],
+      expired: false,
+      meta: { table: 'TaskApp', region: 'eu-west-1', streamArn: records.streamArn, sequenceNumber: raw.dynamodb.SequenceNumber, eventID: raw.eventID },
+    });
+    expect(event.meta.approximateCreationTime).toBe(raw.dynamodb.ApproximateCreationDateTime * 1000);
+  });
+
+  it('decodes the GetRecords shape to the same event', () => {
+    // Prepare: GetRecords has a Date, no eventSourceARN and a capitalised userIdentity.
+    const raw = records.remove(task, { eventID: 'ttl-1' });
+    const ttl = { ...raw, userIdentity: { type: 'Service' as const, principalId: 'dynamodb.amazonaws.com' as const } };
+
+    // Act
+    const fromLambda = decodeRecord(ttl, { shardId: 'shardId-1' });
+    const fromGetRecords = decodeRecord(toGetRecordsShape(ttl), { streamArn: records.streamArn, shardId: 'shardId-1' });
+
+    // Assess
+    expect(fromGetRecords).toEqual(fromLambda);
+    expect(fromGetRecords.expired).toBe(true);
+    expect(fromGetRecords.kind).toBe('remove');
+  });
+
+  it('marks only deletes by the DynamoDB service as expired', () => {
+    expect(decodeRecord(records.remove(task)).expired).toBe(false);
+    expect(decodeRecord(records.remove(task, { ttl: true })).expired).toBe(true);
+  });
+
+  it('compares images deeply: nested maps, lists and sets in any order', () => {
+    // Prepare
+    const before: Record<string, AttributeValue> = { A: { SS: ['x', 'y'] }, B: { M: { c: { L: [{ N: '1' }, { S: 'z' }] } } }, C: { N: '1.50' }, D: { S: 'same' } };
+    const after: Record<string, AttributeValue> = { A: { SS: ['y', 'x'] }, B: { M: { c: { L: [{ N: '1' }, { S: 'Z' }] } } }, C: { N: '1.5' }, E: { BOOL: true } };
+
+    // Act
+    const changed = changedAttributes(before, after);
+
+    // Assess: set order and number spelling do not count; a nested change, a removal and an addition do.
+    expect(changed).toEqual(['B', 'D', 'E']);
+  });
+
+  it('lists every attribute as changed for inserts and removes', () => {
+    expect(decodeRecord(records.insert({ PK: 'USER#1', SK: 'A', X: 1 })).changed).toEqual(['PK', 'SK', 'X']);
+    expect(decodeRecord(records.remove({ PK: 'USER#1', SK: 'A', Y: 1 })).changed).toEqual(['PK', 'SK', 'Y']);
+  });
+
+  it('resolves the entity from the key', () => {
+    // Prepare
+    const Task = entity('Task', { key: { PK: 'USER#', SK: /^TASK#\d+$/ } });
+    const User = entity('User', { key: { PK: 'USER#', SK: 'PROFILE' } });
+    const entityOf = (keys: Readonly<Record<string, AttributeValue>>) => [Task, User].find((e) => e.matches(keys))?.name;
+
+    // Act / Assess
+    expect(decodeRecord(records.insert(task), { entityOf }).entity).toBe('Task');
+    expect(decodeRecord(records.insert({ PK: 'USER#1', SK: 'PROFILE' }), { entityOf }).entity).toBe('User');
+    expect(decodeRecord(records.insert({ PK: 'ORG#1', SK: 'TASK#1' }), { entityOf }).entity).toBeUndefined();
+  });
+
+  describe('numbers', () => {
+    const big = { PK: 'USER#1', SK: 'N' };
+    const withNumber = (n: string) => {
+      const raw = records.insert(big);
+      raw.dynamodb.NewImage = { ...raw.dynamodb.NewImage, Amount: { N: n } };
+      return raw;
+    };
+
+    it('keeps exact numbers as JS numbers', () => {
+      expect(decodeRecord(withNumber('12.25')).newImage?.['Amount']).toBe(12.25);
+      expect(decodeRecord(withNumber('9007199254740991')).newImage?.['Amount']).toBe(9007199254740991);
+    });
+
+    it('never rounds silently: a number that would lose digits fails the record', () => {
+      expect(() => decodeRecord(withNumber('12345678901234567890123'))).toThrow(MalformedRecordError);
+      expect(() => decodeRecord(withNumber('0.12345678901234567890123'))).toThrow(/numbers: 'auto'/);
+    });
+
+    it("keeps every digit with numbers: 'auto' and 'exact'", () => {
+      const auto = decodeRecord(withNumber('12345678901234567890123'), { numbers: 'auto' }).newImage?.['Amount'];
+      expect(String(auto)).toBe('12345678901234567890123');
+      expect(decodeRecord(withNumber('7'), { numbers: 'auto' }).newImage?.['Amount']).toBe(7);
+      expect(String(decodeRecord(withNumber('7'), { numbers: 'exact' }).newImage?.['Amount'])).toBe('7');
+      expect(typeof decodeRecord(withNumber('7'), { numbers: 'exact' }).newImage?.['Amount']).toBe('object');
+    });
+
+    it('tells exact conversions from lossy ones', () => {
+      expect(isExactNumber('1e3', 1000)).toBe(true);
+      expect(isExactNumber('0.10', 0.1)).toBe(true);
+      expect(isExactNumber('-0.000001', -0.000001)).toBe(true);
+      expect(isExactNumber('9007199254740993', 9007199254740992)).toBe(false);
+    });
+  });
+
+  describe('malformed records', () => {
+    const good = records.insert(task);
+    it.each([
+      ['not an object', 'x', /not an object/],
+      ['an unknown eventName', { ...good, eventName: 'UPSERT' }, /eventName "UPSERT"/],
+      ['no eventID', { ...good, eventID: undefined }, /no eventID/],
+      ['no dynamodb section', { ...good, dynamodb: undefined }, /no dynamodb section/],
+      ['no sequence number', { ...good, dynamodb: { ...good.dynamodb, SequenceNumber: undefined } }, /SequenceNumber/],
+      ['no keys', { ...good, dynamodb: { ...good.dynamodb, Keys: {} } }, /Keys/],
+      ['no new image on an insert', { ...good, dynamodb: { ...good.dynamodb, NewImage: undefined } }, /NEW_IMAGE or NEW_AND_OLD_IMAGES/],
+      ['a bad attribute value', { ...good, dynamodb: { ...good.dynamodb, NewImage: { PK: { X: 1 } } } }, /NewImage is not a valid DynamoDB image/],
+      ['no stream ARN in the GetRecords shape', { ...good, eventSourceARN: undefined }, /no eventSourceARN/],
+    ])('rejects a record with %s, naming what is wrong', (_what, raw, message) => {
+      expect(() => decodeRecord(raw)).toThrow(message);
+      expect(() => decodeRecord(raw)).toThrow(MalformedRecordError);
+    });
+  });
+});
