@@ -40,7 +40,7 @@ export interface AppConfig {
   /** Where events go. Each matching route gets the event; a record matching none is done at once. */
   readonly routes: readonly Route[];
   /** Entities to recognise besides those the routes name (declaration order decides ties). */
-  readonly entities?: readonly Entity<never>[];
+  readonly entities?: readonly Entity<unknown>[];
   readonly retry?: RetryOptions;
   /**
    * Lanes (ordering keys) in flight at once.

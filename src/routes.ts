@@ -58,7 +58,7 @@ type EventOf<S> = S extends Entity<infer T> ? ChangeEvent<T> : ChangeEvent;
  * @example
  * route(Task).on('modify').when((e) => e.changed.includes('Status')).to(eventBridge({ busName: 'app' }))
  */
-export const route = <S extends Entity<never> | string>(source: S): RouteBuilder<EventOf<S>> => {
+export const route = <S extends Entity<unknown> | string>(source: S): RouteBuilder<EventOf<S>> => {
   const isEntity = typeof source === 'object' && source !== null;
   return builder({
     entity: isEntity ? (source as Entity<unknown>).name : (source as string),
