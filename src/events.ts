@@ -153,11 +153,16 @@ const canonicalDecimal = (s: string): string | undefined => {
 /** True when `n` prints back as the same decimal as `s`: converting lost no digit. */
 export const isExactNumber = (s: string, n: number): boolean => {
   if (!Number.isFinite(n)) return false;
+  // Up to 15 significant digits always survive a double in DynamoDB's range (1e-130 to 1e126, all
+  // normal doubles), and 15 characters cannot hold more: the common case needs no printing.
+  if (s.length <= 15 && n !== 0) return true;
   const printed = String(n);
   return printed === s || canonicalDecimal(printed) === canonicalDecimal(s);
 };
 
-const numberConverter = (mode: NumberMode, path: string[]) => {
+type Converter = true | ((value: string) => number | NumberValue);
+
+const numberConverter = (mode: NumberMode, where: string): Converter => {
   if (mode === 'exact') return true;
   return (value: string): number | NumberValue => {
     const n = Number(value);
@@ -165,17 +170,27 @@ const numberConverter = (mode: NumberMode, path: string[]) => {
     if (mode === 'auto') return NumberValueImpl.from(value);
     // The value itself stays out of the message: messages reach logs, and images hold user data.
     throw new MalformedRecordError(
-      `A number in ${path.join('.')} (${value.length} characters) does not fit a JavaScript number without losing digits; set \`numbers: 'auto'\` or \`numbers: 'exact'\` in defineApp to keep it exact`,
+      `A number in ${where} (${value.length} characters) does not fit a JavaScript number without losing digits; set \`numbers: 'auto'\` or \`numbers: 'exact'\` in defineApp to keep it exact`,
     );
   };
 };
 
-const toItem = (image: RawImage, mode: NumberMode, path: string[]): Item => {
+type ImageSlot = 'Keys' | 'NewImage' | 'OldImage';
+
+/** Converters made once per mode and image, not once per record. */
+const converters = new Map<NumberMode, Record<ImageSlot, Converter>>(
+  (['number', 'auto', 'exact'] as const).map((mode) => [
+    mode,
+    { Keys: numberConverter(mode, 'dynamodb.Keys'), NewImage: numberConverter(mode, 'dynamodb.NewImage'), OldImage: numberConverter(mode, 'dynamodb.OldImage') },
+  ]),
+);
+
+const toItem = (image: RawImage, mode: NumberMode, slot: ImageSlot): Item => {
   try {
-    return unmarshall(image as Parameters<typeof unmarshall>[0], { wrapNumbers: numberConverter(mode, path) }) as Item;
+    return unmarshall(image as Parameters<typeof unmarshall>[0], { wrapNumbers: (converters.get(mode) as Record<ImageSlot, Converter>)[slot] }) as Item;
   } catch (error) {
     if (error instanceof MalformedRecordError) throw error;
-    throw new MalformedRecordError(`${path.join('.')} is not a valid DynamoDB image: ${(error as Error).message}`, { cause: error });
+    throw new MalformedRecordError(`dynamodb.${slot} is not a valid DynamoDB image: ${(error as Error).message}`, { cause: error });
   }
 };
 
@@ -199,7 +214,11 @@ export const sameAttributeValue = (a: AttributeValue, b: AttributeValue): boolea
   const x = a as Record<string, unknown>;
   const y = b as Record<string, unknown>;
   if (x['S'] !== undefined) return x['S'] === y['S'];
-  if (x['N'] !== undefined) return y['N'] !== undefined && canonicalDecimal(x['N'] as string) === canonicalDecimal(y['N'] as string);
+  if (x['N'] !== undefined) {
+    if (x['N'] === y['N']) return true;
+    // Different doubles mean different decimals; equal doubles may still be different decimals.
+    return y['N'] !== undefined && Number(x['N']) === Number(y['N']) && canonicalDecimal(x['N'] as string) === canonicalDecimal(y['N'] as string);
+  }
   if (x['BOOL'] !== undefined) return x['BOOL'] === y['BOOL'];
   if (x['NULL'] !== undefined) return y['NULL'] !== undefined;
   if (x['B'] !== undefined) return y['B'] !== undefined && sameBytes(x['B'], y['B']);
@@ -232,12 +251,34 @@ export const changedAttributes = (oldImage: RawImage, newImage: RawImage): strin
   return changed.sort();
 };
 
+/** The key attributes, taken from an image already unmarshalled (they are in it) or else from `Keys`. */
+const keyOf = (keys: RawImage, image: Item | undefined, mode: NumberMode): Item => {
+  if (image) {
+    const key: Item = {};
+    let complete = true;
+    for (const name in keys) {
+      const value = image[name];
+      if (value === undefined) complete = false;
+      key[name] = value;
+    }
+    if (complete) return key;
+  }
+  return toItem(keys, mode, 'Keys');
+};
+
 const TABLE_FROM_ARN = /^arn:[^:]+:dynamodb:([^:]*):[^:]*:table\/([^/]+)\/stream\//;
 
 /** The table name and region in a DynamoDB stream ARN, or `undefined` for other strings. */
 export const parseStreamArn = (arn: string): { table: string; region: string } | undefined => {
   const m = TABLE_FROM_ARN.exec(arn);
   return m ? { table: m[2] as string, region: m[1] as string } : undefined;
+};
+
+// Every record of a batch carries the same ARN: parse it once.
+let lastArn: { arn: string; parsed: ReturnType<typeof parseStreamArn> } | undefined;
+const parseStreamArnCached = (arn: string) => {
+  if (lastArn?.arn !== arn) lastArn = { arn, parsed: parseStreamArn(arn) };
+  return lastArn.parsed;
 };
 
 const creationTime = (value: RawStreamData['ApproximateCreationDateTime']): number => {
@@ -288,7 +329,7 @@ export const decodeRecord = <T = Item>(raw: unknown, options: DecodeOptions = {}
   const streamArn = typeof r.eventSourceARN === 'string' ? r.eventSourceARN : options.streamArn;
   if (!streamArn) throw new MalformedRecordError(`Stream record ${r.eventID} has no eventSourceARN and no streamArn was given`);
   const mode = options.numbers ?? 'number';
-  const parsedArn = parseStreamArn(streamArn);
+  const parsedArn = parseStreamArnCached(streamArn);
 
   const newRaw = isImage(d.NewImage) ? d.NewImage : undefined;
   const oldRaw = isImage(d.OldImage) ? d.OldImage : undefined;
@@ -298,13 +339,15 @@ export const decodeRecord = <T = Item>(raw: unknown, options: DecodeOptions = {}
   const principal = r.userIdentity?.principalId ?? r.userIdentity?.PrincipalId;
   const identityType = r.userIdentity?.type ?? r.userIdentity?.Type;
 
+  const newImage = newRaw ? toItem(newRaw, mode, 'NewImage') : undefined;
+  const oldImage = oldRaw ? toItem(oldRaw, mode, 'OldImage') : undefined;
   const event = {
     kind,
     eventID: r.eventID,
     entity: options.entityOf?.(d.Keys),
-    key: toItem(d.Keys, mode, ['dynamodb', 'Keys']),
-    newImage: newRaw ? toItem(newRaw, mode, ['dynamodb', 'NewImage']) : undefined,
-    oldImage: oldRaw ? toItem(oldRaw, mode, ['dynamodb', 'OldImage']) : undefined,
+    key: keyOf(d.Keys, newImage ?? oldImage, mode),
+    newImage,
+    oldImage,
     changed:
       kind === 'modify' && newRaw && oldRaw
         ? changedAttributes(oldRaw, newRaw)

@@ -13,10 +13,13 @@ export interface DispatcherOptions<P> {
   readonly signal: AbortSignal;
 }
 
+/** Called once per entry: with `undefined` when it was acknowledged, or with the error that failed it. */
+export type Settle = (error: unknown) => void;
+
 interface Pending<P> {
   readonly entry: P;
   readonly size: number;
-  readonly settle: (error: unknown) => void;
+  readonly settle: Settle;
 }
 
 /**
@@ -39,31 +42,34 @@ export class Dispatcher<P> {
     this.#sized = Number.isFinite(options.maxBytes);
   }
 
-  /** Resolves with `undefined` once the entry is acknowledged, or with the error that failed it. Never rejects. */
-  submit(entry: P): Promise<unknown> {
-    return new Promise((settle) => {
-      let size = 0;
-      if (this.#sized) {
-        try {
-          size = this.#o.sizeOf(entry);
-        } catch (error) {
-          settle(error);
-          return;
-        }
-        if (size > this.#o.maxBytes) {
-          settle(new OversizedEventError(this.#o.name, size, this.#o.maxBytes));
-          return;
-        }
-        if (this.#bytes + size > this.#o.maxBytes) this.#flush();
+  /**
+   * Queues one entry; `settle` is called once, never synchronously, with `undefined` when the entry
+   * is acknowledged or with the error that failed it. A callback rather than a promise, because
+   * this runs once per record.
+   */
+  submit(entry: P, settle: Settle): void {
+    let size = 0;
+    if (this.#sized) {
+      try {
+        size = this.#o.sizeOf(entry);
+      } catch (error) {
+        queueMicrotask(() => settle(error));
+        return;
       }
-      this.#pending.push({ entry, size, settle });
-      this.#bytes += size;
-      if (this.#pending.length >= this.#o.maxRecords) this.#flush();
-      else if (!this.#scheduled) {
-        this.#scheduled = true;
-        setImmediate(this.#onTurnEnd);
+      if (size > this.#o.maxBytes) {
+        const error = new OversizedEventError(this.#o.name, size, this.#o.maxBytes);
+        queueMicrotask(() => settle(error));
+        return;
       }
-    });
+      if (this.#bytes + size > this.#o.maxBytes) this.#flush();
+    }
+    this.#pending.push({ entry, size, settle });
+    this.#bytes += size;
+    if (this.#pending.length >= this.#o.maxRecords) this.#flush();
+    else if (!this.#scheduled) {
+      this.#scheduled = true;
+      setImmediate(this.#onTurnEnd);
+    }
   }
 
   readonly #onTurnEnd = (): void => {
@@ -88,6 +94,10 @@ export class Dispatcher<P> {
     }
     sent.then(
       (failed) => {
+        if (failed.length === 0) {
+          for (const p of batch) p.settle(undefined);
+          return;
+        }
         const errors = new Map<number, unknown>();
         for (const f of failed) errors.set(f.index, f.error ?? new Error(`${this.#o.name} reported entry ${f.index} as failed without an error`));
         for (let i = 0; i < batch.length; i++) (batch[i] as Pending<P>).settle(errors.get(i));

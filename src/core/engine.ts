@@ -6,12 +6,13 @@ import type { Entity } from '../entities.js';
 import { classify, describeError, PoisonRecordError } from '../errors.js';
 import type { FailureClass } from '../errors.js';
 import { decodeRecord, positionOf } from '../events.js';
-import type { ChangeEvent, StreamPosition } from '../events.js';
+import type { ChangeEvent, RawStreamRecord, StreamPosition } from '../events.js';
 import type { Clock, DeadLetter, Logger, Sink } from '../ports.js';
 import type { Route } from '../routes.js';
+import { toJson } from '../serialize.js';
 import { backoffDelay } from './backoff.js';
 import { Dispatcher } from './dispatcher.js';
-import { laneOf, laneOfRaw } from './lanes.js';
+import { laneOfEvent, laneOfRaw } from './lanes.js';
 
 /**
  * What became of one record.
@@ -70,18 +71,30 @@ interface Target {
 
 type Delivery = 'delivered' | 'dead-lettered' | 'blocked' | 'unfinished';
 
-interface Prepared {
-  readonly raw: unknown;
-  readonly event: ChangeEvent | undefined;
-  readonly error: unknown;
-  readonly position: StreamPosition;
+/**
+ * What finding the lanes learnt about a record, kept only for the few records that need it: the
+ * event when the ordering function had to decode it, or the error that decoding or the function
+ * threw. Other records are decoded only when their lane reaches them, so decoded images live for
+ * one delivery rather than for the whole batch.
+ */
+interface Early {
+  readonly event?: ChangeEvent;
+  readonly error?: unknown;
 }
 
-const jsonSize = (payload: unknown): number => Buffer.byteLength(JSON.stringify(payload) ?? '', 'utf8');
+const sequenceOf = (raw: unknown): string => (raw as RawStreamRecord | null | undefined)?.dynamodb?.SequenceNumber ?? '';
+
+const jsonSize = (payload: unknown): number => Buffer.byteLength(toJson(payload), 'utf8');
 
 const rank: Record<Delivery, number> = { delivered: 0, 'dead-lettered': 1, unfinished: 2, blocked: 3 };
 
-/** One batch's run: lanes, dispatchers, statuses. */
+type Done<S> = (status: S) => void;
+
+/**
+ * One batch's run: lanes, dispatchers, statuses. The happy path is callback-driven (one pending
+ * entry per record, one promise per request) so that scheduling stays small next to decoding;
+ * the rare paths (schema checks, retries, dead letters) are plain async code.
+ */
 class Run {
   readonly statuses: RecordStatus[];
   retries = 0;
@@ -89,63 +102,108 @@ class Run {
   readonly #o: ProcessOptions;
   readonly #signal: AbortSignal;
   readonly #dispatchers = new Map<Sink<unknown>, Dispatcher<unknown>>();
+  readonly #records: readonly unknown[];
+  readonly #early: ReadonlyMap<number, Early>;
   #dlq: Dispatcher<DeadLetter> | undefined;
 
-  constructor(engine: Engine, count: number, options: ProcessOptions) {
+  constructor(engine: Engine, records: readonly unknown[], early: ReadonlyMap<number, Early>, options: ProcessOptions) {
     this.#engine = engine;
+    this.#records = records;
+    this.#early = early;
     this.#o = options;
     this.#signal = options.signal ?? new AbortController().signal;
     // Every lane waiting on a backoff listens to the signal; that is many listeners by design.
     setMaxListeners(0, this.#signal);
-    this.statuses = new Array<RecordStatus>(count).fill('unfinished');
+    this.statuses = new Array<RecordStatus>(records.length).fill('unfinished');
   }
 
   get #stopping(): boolean {
     return this.#signal.aborted || (this.#o.deadline !== undefined && this.#engine.clock.now() >= this.#o.deadline);
   }
 
-  async runLane(records: readonly Prepared[], indexes: readonly number[]): Promise<void> {
-    for (let n = 0; n < indexes.length; n++) {
-      const i = indexes[n] as number;
-      const record = records[i] as Prepared;
-      if (this.#o.alreadyDone?.has(record.position.sequenceNumber)) {
-        this.statuses[i] = 'skipped';
-        continue;
-      }
-      if (this.#stopping) return; // the rest stays 'unfinished'
-      let status: RecordStatus;
-      try {
-        status = await this.#handle(record);
-      } catch (error) {
-        // A bug, not a record's fault: keep the lane's order by stopping it here.
-        this.#engine.logger.error({ err: error, position: record.position }, 'unexpected error in lane; lane stopped');
-        status = 'blocked';
-      }
-      this.statuses[i] = status;
-      if (status === 'blocked') {
-        for (let m = n + 1; m < indexes.length; m++) this.statuses[indexes[m] as number] = 'blocked';
-        return;
-      }
-      if (status === 'unfinished') return;
-    }
+  /** Handles a lane's records strictly one after another; resolves when the lane ends or stops. */
+  runLane(indexes: readonly number[]): Promise<void> {
+    return new Promise<void>((finish) => {
+      let n = 0;
+      const settle = (status: RecordStatus): boolean => {
+        this.statuses[indexes[n] as number] = status;
+        n++;
+        if (status === 'blocked') {
+          for (let m = n; m < indexes.length; m++) this.statuses[indexes[m] as number] = 'blocked';
+          return false;
+        }
+        return status !== 'unfinished';
+      };
+      const advance = (): void => {
+        while (n < indexes.length) {
+          const index = indexes[n] as number;
+          if (this.#o.alreadyDone?.has(sequenceOf(this.#records[index]))) {
+            settle('skipped');
+            continue;
+          }
+          if (this.#stopping) return finish(); // the rest stays 'unfinished'
+          let sync: RecordStatus | undefined;
+          let waiting = false;
+          this.#handle(index, (status) => {
+            if (!waiting) {
+              sync = status;
+              return;
+            }
+            if (settle(status)) advance();
+            else finish();
+          });
+          if (sync === undefined) {
+            waiting = true;
+            return;
+          }
+          if (!settle(sync)) return finish();
+        }
+        finish();
+      };
+      advance();
+    });
   }
 
-  async #handle(record: Prepared): Promise<RecordStatus> {
-    if (record.error !== undefined || !record.event) return this.#deadLetter(record, undefined, record.error, 1, this.#engine.clock.now());
-    let event = record.event;
-    const started = this.#engine.clock.now();
+  #handle(index: number, done: Done<RecordStatus>): void {
+    const raw = this.#records[index];
+    let event: ChangeEvent;
+    try {
+      const early = this.#early.get(index);
+      if (early?.error !== undefined) throw early.error;
+      event = early?.event ?? this.#engine.decode(raw, this.#o);
+      const entity = event.entity === undefined ? undefined : this.#engine.entityByName.get(event.entity);
+      if (entity?.schema) {
+        validateEntity(event, entity).then(
+          (valid) => this.#route(raw, valid, done),
+          (error: unknown) => void this.#deadLetter(raw, positionOf(raw, this.#o), undefined, error, 1, this.#engine.clock.now()).then(done),
+        );
+        return;
+      }
+    } catch (error) {
+      void this.#deadLetter(raw, positionOf(raw, this.#o), undefined, error, 1, this.#engine.clock.now()).then(done);
+      return;
+    }
+    this.#route(raw, event, done);
+  }
+
+  #route(raw: unknown, event: ChangeEvent, done: Done<RecordStatus>): void {
     let targets: Target[];
     try {
-      const entity = event.entity === undefined ? undefined : this.#engine.entityByName.get(event.entity);
-      if (entity?.schema) event = await validateEntity(event, entity);
       targets = this.#engine.targetsOf(event);
     } catch (error) {
-      return this.#deadLetter(record, undefined, error, 1, started);
+      void this.#deadLetter(raw, event.meta, undefined, error, 1, this.#engine.clock.now()).then(done);
+      return;
     }
-    if (targets.length === 0) return 'unrouted';
-    if (targets.length === 1) return this.#deliver(record, targets[0] as Target);
-    const results = await Promise.all(targets.map((t) => this.#deliver(record, t)));
-    return results.reduce((worst, r) => (rank[r] > rank[worst] ? r : worst), 'delivered' as Delivery);
+    if (targets.length === 0) return done('unrouted');
+    if (targets.length === 1) return this.#deliver(raw, event.meta, targets[0] as Target, done);
+    let open = targets.length;
+    let worst: Delivery = 'delivered';
+    for (const t of targets) {
+      this.#deliver(raw, event.meta, t, (result) => {
+        if (rank[result] > rank[worst]) worst = result;
+        if (--open === 0) done(worst);
+      });
+    }
   }
 
   #dispatcher(sink: Sink<unknown>): Dispatcher<unknown> {
@@ -165,22 +223,25 @@ class Run {
   }
 
   /** Sends to one sink with retries; hands the record to the DLQ when that fails for good. */
-  async #deliver(record: Prepared, target: Target): Promise<Delivery> {
-    const { clock, app } = this.#engine;
-    const dispatcher = this.#dispatcher(target.route.sink);
-    const first = clock.now();
-    for (let attempt = 1; ; attempt++) {
-      const error = await dispatcher.submit(target.payload);
-      if (error === undefined) return 'delivered';
-      if (this.#signal.aborted) return 'unfinished';
-      const failure = classify(error);
-      if (failure === 'PERMANENT' || attempt >= app.retry.maxAttempts) {
-        return this.#deadLetter(record, target.route.sink.name, error, attempt, first, failure);
-      }
-      const retrying = await this.#backoff(attempt, failure, { err: describeError(error), sink: target.route.sink.name, position: record.position });
-      if (!retrying) return 'unfinished';
-      this.retries++;
+  #deliver(raw: unknown, position: StreamPosition, target: Target, done: Done<Delivery>, attempt = 1, first = this.#engine.clock.now()): void {
+    this.#dispatcher(target.route.sink).submit(target.payload, (error) => {
+      if (error === undefined) return done('delivered');
+      this.#afterFailure(raw, position, target, error, attempt, first).then((next) => {
+        if (next === 'retry') this.#deliver(raw, position, target, done, attempt + 1, first);
+        else done(next);
+      });
+    });
+  }
+
+  async #afterFailure(raw: unknown, position: StreamPosition, target: Target, error: unknown, attempt: number, first: number): Promise<Delivery | 'retry'> {
+    if (this.#signal.aborted) return 'unfinished';
+    const failure = classify(error);
+    if (failure === 'PERMANENT' || attempt >= this.#engine.app.retry.maxAttempts) {
+      return this.#deadLetter(raw, position, target.route.sink.name, error, attempt, first, failure);
     }
+    if (!(await this.#backoff(attempt, failure, { err: describeError(error), sink: target.route.sink.name, position }))) return 'unfinished';
+    this.retries++;
+    return 'retry';
   }
 
   /** Sleeps the backoff before the next attempt; false when the deadline or an abort comes first. */
@@ -200,36 +261,37 @@ class Run {
     return !this.#stopping;
   }
 
-  async #deadLetter(record: Prepared, sink: string | undefined, error: unknown, attempts: number, first: number, failure = classify(error)): Promise<Delivery> {
+  async #deadLetter(raw: unknown, position: StreamPosition, sink: string | undefined, error: unknown, attempts: number, first: number, failure = classify(error)): Promise<Delivery> {
     const { app, logger, clock } = this.#engine;
     const described = describeError(error);
-    const log = { err: described, failure, attempts, sink, position: record.position };
+    const log = { err: described, failure, attempts, sink, position };
     if (!app.deadLetter) {
       logger.error(log, 'delivery failed and no dead-letter queue is configured; lane blocked');
       return 'blocked';
     }
     const letter: DeadLetter = {
-      record: record.raw,
+      record: raw,
       sink,
       error: { ...described, class: failure },
       attempts,
       firstAttemptAt: first,
       lastAttemptAt: clock.now(),
-      position: record.position,
+      position,
     };
-    this.#dlq ??= new Dispatcher<DeadLetter>({
-      name: app.deadLetter.name,
+    const queue = app.deadLetter;
+    const dlq = (this.#dlq ??= new Dispatcher<DeadLetter>({
+      name: queue.name,
       maxRecords: 10,
       maxBytes: Infinity,
       sizeOf: () => 0,
       send: async (letters, signal) => {
-        await (app.deadLetter as NonNullable<App['deadLetter']>).send(letters, signal);
+        await queue.send(letters, signal);
         return [];
       },
       signal: this.#signal,
-    });
+    }));
     for (let attempt = 1; ; attempt++) {
-      const dlqError = await this.#dlq.submit(letter);
+      const dlqError = await new Promise<unknown>((resolve) => dlq.submit(letter, resolve));
       if (dlqError === undefined) {
         logger.warn(log, 'record dead-lettered');
         return 'dead-lettered';
@@ -265,6 +327,10 @@ export class Engine {
     this.entityByName = new Map(options.app.entities.map((e) => [e.name, e]));
   }
 
+  decode(raw: unknown, options: ProcessOptions): ChangeEvent {
+    return decodeRecord(raw, { streamArn: options.streamArn, shardId: options.shardId, numbers: this.app.numbers, entityOf: this.app.entityOf });
+  }
+
   /** The routes an event matches, each with the payload its sink gets. Throws {@link PoisonRecordError}. */
   targetsOf(event: ChangeEvent): Target[] {
     const targets: Target[] = [];
@@ -291,28 +357,37 @@ export class Engine {
    * checkpoint(outcome.watermark);
    */
   async process(records: readonly unknown[], options: ProcessOptions = {}): Promise<BatchOutcome> {
-    const run = new Run(this, records.length, options);
     const lanes = new Map<string, number[]>();
-    const prepared = records.map((raw, i): Prepared => {
-      let event: ChangeEvent | undefined;
-      let error: unknown;
+    const unkeyed: number[][] = [];
+    const early = new Map<number, Early>();
+    const ordering = this.app.ordering;
+    for (let i = 0; i < records.length; i++) {
+      const raw = records[i];
       let lane: string | undefined;
-      try {
-        event = decodeRecord(raw, { streamArn: options.streamArn, shardId: options.shardId, numbers: this.app.numbers, entityOf: this.app.entityOf });
-        lane = laneOf(this.app, event);
-      } catch (e) {
-        error = e;
+      if (typeof ordering === 'function') {
+        try {
+          const event = this.decode(raw, options);
+          early.set(i, { event });
+          lane = laneOfEvent(ordering, event);
+        } catch (error) {
+          early.set(i, { error });
+        }
+      } else {
         lane = laneOfRaw(this.app, raw);
       }
-      lane ??= `\u0000unkeyed#${i}`;
+      if (lane === undefined) {
+        unkeyed.push([i]); // no usable key: a lane of its own, where it is dead-lettered
+        continue;
+      }
       const members = lanes.get(lane);
       if (members) members.push(i);
       else lanes.set(lane, [i]);
-      return { raw, event, error, position: event ? event.meta : positionOf(raw, options) };
-    });
+    }
+    const run = new Run(this, records, early, options);
 
     const queue = new PQueue({ concurrency: this.app.concurrency });
-    for (const indexes of lanes.values()) void queue.add(() => run.runLane(prepared, indexes));
+    for (const indexes of lanes.values()) void queue.add(() => run.runLane(indexes));
+    for (const indexes of unkeyed) void queue.add(() => run.runLane(indexes));
     await queue.onIdle();
 
     const counts: Record<RecordStatus, number> = { delivered: 0, 'dead-lettered': 0, unrouted: 0, skipped: 0, blocked: 0, unfinished: 0 };

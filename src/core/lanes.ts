@@ -1,42 +1,41 @@
-import { unmarshall } from '@aws-sdk/util-dynamodb';
 import type { App } from '../app.js';
-import type { ChangeEvent, Item, RawStreamRecord } from '../events.js';
+import type { AttributeValue, ChangeEvent, RawStreamRecord } from '../events.js';
 
-const keyString = (key: Item, names: readonly string[]): string => {
-  let s = '';
-  for (const name of names) {
-    const v = key[name];
-    // Tag strings apart from numbers and binaries so that "1" and 1 are different keys; numbers
-    // print the same whether they arrive as number, bigint or NumberValue.
-    const tag = typeof v === 'string' ? 's' : v instanceof Uint8Array ? 'b' : 'n';
-    s += `${name}\u0001${tag}\u0001${String(v)}\u0002`;
-  }
-  return s;
-};
-
-/** The lane (ordering key) of a decoded event. May throw when the user's ordering function does. */
-export const laneOf = (app: App, event: ChangeEvent): string => {
-  if (app.ordering === 'item') return keyString(event.key, Object.keys(event.key).sort());
-  if (app.ordering === 'partitionKey') return keyString(event.key, [app.partitionKey as string]);
-  const lane = app.ordering(event);
-  if (typeof lane !== 'string') throw new TypeError(`ordering function returned ${typeof lane}; it must return a string`);
-  return lane;
+// A table's key attributes have fixed names and types, so the raw values alone tell keys apart.
+const scalar = (v: AttributeValue | undefined): string | undefined => {
+  if (!v) return undefined;
+  if (v.S !== undefined) return v.S;
+  if (v.N !== undefined) return v.N;
+  if (v.B !== undefined) return typeof v.B === 'string' ? v.B : Buffer.from(v.B).toString('base64');
+  return undefined;
 };
 
 /**
- * The lane of a record that failed to decode, from its raw key when that can be read, so its dead
- * letter keeps its place in the key's order. `undefined` when there is no usable key.
+ * The lane (ordering key) of a raw record, read from its `Keys` without decoding the images, so a
+ * batch can be split into lanes before any record is decoded. `undefined` when the key is unusable
+ * (the record then gets a lane of its own and fails to decode in it).
  */
 export const laneOfRaw = (app: App, raw: unknown): string | undefined => {
-  if (typeof app.ordering === 'function') return undefined;
-  const keys = (raw as RawStreamRecord | undefined)?.dynamodb?.Keys;
+  const keys = (raw as RawStreamRecord | null | undefined)?.dynamodb?.Keys;
   if (!keys || typeof keys !== 'object') return undefined;
-  try {
-    const key = unmarshall(keys as Parameters<typeof unmarshall>[0], { wrapNumbers: true }) as Item;
-    const names = app.ordering === 'item' ? Object.keys(key).sort() : [app.partitionKey as string];
-    if (names.some((n) => key[n] === undefined)) return undefined;
-    return keyString(key, names);
-  } catch {
-    return undefined;
+  if (app.ordering === 'partitionKey') return scalar(keys[app.partitionKey as string]);
+  const names = Object.keys(keys);
+  if (names.length === 1) return scalar(keys[names[0] as string]);
+  if (names.length === 0) return undefined;
+  names.sort();
+  let lane: string | undefined = '';
+  for (const name of names) {
+    const value = scalar(keys[name]);
+    if (value === undefined) return undefined;
+    // The length prefix keeps "a"+"bc" apart from "ab"+"c", whatever characters the values hold.
+    lane += `${value.length}:${value}`;
   }
+  return lane;
+};
+
+/** The lane of a decoded event under a user's ordering function. Throws when the function does. */
+export const laneOfEvent = (ordering: (event: ChangeEvent) => string, event: ChangeEvent): string => {
+  const lane = ordering(event);
+  if (typeof lane !== 'string') throw new TypeError(`ordering function returned ${typeof lane}; it must return a string`);
+  return lane;
 };
