@@ -129,3 +129,38 @@ describe('decodeRecord', () => {
     });
   });
 });
+
+describe('unmarshalling', () => {
+  it('gives exactly what @aws-sdk/util-dynamodb unmarshall gives, for every attribute type', async () => {
+    // Prepare: items with every DynamoDB type, nested, built by marshall.
+    const { marshall, unmarshall } = await import('@aws-sdk/util-dynamodb');
+    const items = Array.from({ length: 50 }, (_, i) => ({
+      PK: `USER#${i}`,
+      SK: `ITEM#${i}`,
+      S: 'text ✓ ü',
+      Empty: '',
+      N: i * 1.5,
+      Neg: -i,
+      Bool: i % 2 === 0,
+      Nil: null,
+      Bin: new Uint8Array([i, 1, 2]),
+      SS: new Set([`a${i}`, 'b']),
+      NS: new Set([i, 2.5]),
+      BS: new Set([new Uint8Array([1]), new Uint8Array([2, i])]),
+      L: [1, 'two', { three: [3, { four: null }] }, [true, false], new Set(['x'])],
+      M: { a: { b: { c: [i, `${i}`] } }, empty: {}, list: [] },
+    }));
+    const records = streamRecords();
+
+    for (const item of items) {
+      const raw = records.insert(item);
+      // Act
+      const event = decodeRecord(raw);
+      const exact = decodeRecord(raw, { numbers: 'exact' });
+
+      // Assess
+      expect(event.newImage).toEqual(unmarshall(marshall(item) as never));
+      expect(exact.newImage).toEqual(unmarshall(marshall(item) as never, { wrapNumbers: true }));
+    }
+  });
+});
