@@ -1,45 +1,18 @@
 import { DescribeTableCommand, PutItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DescribeStreamCommand, DynamoDBStreamsClient, GetRecordsCommand, GetShardIteratorCommand } from '@aws-sdk/client-dynamodb-streams';
-import type { _Record } from '@aws-sdk/client-dynamodb-streams';
+import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
+import { readWholeStream } from '../../src/local/read-stream.js';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { defineApp, route } from '../../src/index.js';
 import type { ChangeEvent } from '../../src/index.js';
 import { createStreamHandler, dynamoDbProgressStore, progressTableDefinition } from '../../src/lambda/index.js';
 import { memoryLogger, MemorySink, simulateEventSourceMapping } from '../../src/testing/index.js';
 import type { LambdaStreamRecord } from '../../src/testing/index.js';
-import { localClientConfig } from '../support/dynamodb-local.js';
+import { localClientConfig } from '../../src/local/dynamodb-local.js';
 import { createTable, deleteTable, localClient, uniqueTableName } from '../support/dynamo.js';
 
 const KEYS = 20;
 const VERSIONS = 10;
-
-/** Every record of the table's stream (DynamoDB Local keeps one shard), in Lambda's event shape. */
-const readStream = async (streams: DynamoDBStreamsClient, streamArn: string, expected: number): Promise<LambdaStreamRecord[]> => {
-  const { StreamDescription } = await streams.send(new DescribeStreamCommand({ StreamArn: streamArn }));
-  const out: LambdaStreamRecord[] = [];
-  for (const shard of StreamDescription?.Shards ?? []) {
-    let { ShardIterator: iterator } = await streams.send(new GetShardIteratorCommand({ StreamArn: streamArn, ShardId: shard.ShardId, ShardIteratorType: 'TRIM_HORIZON' }));
-    for (let polls = 0; iterator && out.length < expected && polls < 100; polls++) {
-      const page = await streams.send(new GetRecordsCommand({ ShardIterator: iterator }));
-      out.push(...(page.Records ?? []).map((r) => toLambdaShape(r, streamArn)));
-      iterator = page.NextShardIterator;
-    }
-  }
-  return out;
-};
-
-/** What Lambda's event source mapping hands the function for a GetRecords record. */
-const toLambdaShape = (r: _Record, streamArn: string): LambdaStreamRecord =>
-  ({
-    eventID: r.eventID,
-    eventName: r.eventName,
-    eventVersion: r.eventVersion,
-    eventSource: 'aws:dynamodb',
-    awsRegion: r.awsRegion,
-    eventSourceARN: streamArn,
-    dynamodb: { ...r.dynamodb, ApproximateCreationDateTime: Math.floor((r.dynamodb?.ApproximateCreationDateTime as Date).getTime() / 1000) },
-  }) as LambdaStreamRecord;
 
 describe('Lambda handler against DynamoDB Local', () => {
   let client: DynamoDBClient;
@@ -72,7 +45,7 @@ describe('Lambda handler against DynamoDB Local', () => {
       }
     }
     const { Table } = await client.send(new DescribeTableCommand({ TableName: table }));
-    records = await readStream(streams, Table?.LatestStreamArn as string, KEYS * VERSIONS);
+    records = await readWholeStream(streams, Table?.LatestStreamArn as string, KEYS * VERSIONS);
   });
 
   afterAll(async () => {

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { CreateTableCommandInput, StreamViewType } from '@aws-sdk/client-dynamodb';
 import { CreateTableCommand, DeleteTableCommand, DynamoDBClient, waitUntilTableExists } from '@aws-sdk/client-dynamodb';
 import { inject } from 'vitest';
-import { localClientConfig } from './dynamodb-local.js';
+import { localClientConfig } from '../../src/local/dynamodb-local.js';
 
 /** A client for the DynamoDB Local that the global setup started. Destroy it when done. */
 export const localClient = (): DynamoDBClient => new DynamoDBClient(localClientConfig(inject('dynamoEndpoint')));

@@ -1,0 +1,20 @@
+/**
+ * Composition root of the Lambda shape: builds the logger and the progress store, and exports the
+ * handler for the DynamoDB stream event source mapping (with ReportBatchItemFailures on).
+ *
+ * Environment:
+ * - PROGRESS_TABLE: the progress table for re-delivery dedupe (see progressTableDefinition);
+ *   without it, re-delivered records are sent again (still at least once, in order).
+ * - LOG_LEVEL: pino level, default info. LOG_IMAGES=true lets item images into the log.
+ */
+import app from '../dynamo-cdc.config.js';
+import { createLogger } from '../src/index.js';
+import { createStreamHandler, dynamoDbProgressStore } from '../src/lambda/index.js';
+
+const logger = createLogger({ logImages: process.env['LOG_IMAGES'] === 'true' });
+const progressTable = process.env['PROGRESS_TABLE'];
+
+export const handler = createStreamHandler(app, {
+  logger,
+  ...(progressTable ? { progressStore: dynamoDbProgressStore({ tableName: progressTable }) } : {}),
+});
