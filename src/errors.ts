@@ -54,7 +54,25 @@ export class PoisonRecordError extends DynamoCdcError {
 /** An event larger than its sink accepts in one request. */
 export class OversizedEventError extends DynamoCdcError {
   constructor(sink: string, size: number, maxBytes: number) {
-    super(`Event of ${size} bytes exceeds the ${maxBytes}-byte request limit of sink ${sink}`, 'PERMANENT');
+    super(
+      `Event of ${size} bytes exceeds the ${maxBytes}-byte limit of sink ${sink}; it cannot be sent as it is. Set \`claimCheck: s3ClaimCheck({ bucket })\` on the sink to send a pointer to a copy in S3 instead`,
+      'PERMANENT',
+    );
+  }
+}
+
+/**
+ * One entry of a request that the destination rejected, with the destination's own code as `name`
+ * (`ThrottlingException`, `InternalFailure`, ...) and the class the sink gave it.
+ */
+export class EntryFailedError extends DynamoCdcError {
+  /** The destination's error code, as it reported it. */
+  readonly code: string;
+
+  constructor(code: string, message: string, failureClass: FailureClass) {
+    super(message, failureClass);
+    this.name = code;
+    this.code = code;
   }
 }
 

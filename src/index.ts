@@ -23,6 +23,7 @@ export {
   classify,
   ConfigError,
   DynamoCdcError,
+  EntryFailedError,
   LeaseLostError,
   MalformedRecordError,
   OversizedEventError,
@@ -30,7 +31,7 @@ export {
   SchemaValidationError,
 } from './errors.js';
 export type { FailureClass } from './errors.js';
-export type { Clock, DeadLetter, DeadLetterError, DeadLetterQueue, Logger, ProgressKey, ProgressStore, Sink, SinkFailure } from './ports.js';
+export type { ClaimCheckPointer, ClaimCheckStore, Clock, DeadLetter, DeadLetterError, DeadLetterQueue, Logger, ProgressKey, ProgressStore, Sink, SinkFailure } from './ports.js';
 export { Engine, isDone } from './core/engine.js';
 export type { BatchOutcome, EngineOptions, ProcessOptions, RecordStatus } from './core/engine.js';
 export { systemClock } from './core/clock.js';

@@ -107,3 +107,25 @@ export interface Logger {
   error: LogFn;
   child(bindings: Record<string, unknown>): Logger;
 }
+
+/** Where a claim-checked payload went. */
+export interface ClaimCheckPointer {
+  readonly bucket: string;
+  readonly key: string;
+  /** `s3://bucket/key` */
+  readonly uri: string;
+  /** Bytes stored. */
+  readonly size: number;
+}
+
+/**
+ * Stores a payload too large for its destination and returns a pointer to put in its place (the
+ * claim-check pattern). `s3ClaimCheck` from `dynamo-cdc/s3` implements it.
+ */
+export interface ClaimCheckStore {
+  /**
+   * Stores `body` under a key derived from `id` (an `eventID`), so a retry overwrites the same
+   * object instead of adding one. Resolves once the object is durable.
+   */
+  put(id: string, body: string, signal: AbortSignal): Promise<ClaimCheckPointer>;
+}

@@ -94,6 +94,13 @@ export class Dispatcher<P> {
     }
     sent.then(
       (failed) => {
+        // A failure that names no entry of this request could be any of them: acknowledging the
+        // others could drop the one that failed, so the whole request fails and is retried.
+        if (!Array.isArray(failed) || failed.some((f) => !Number.isInteger(f?.index) || f.index < 0 || f.index >= batch.length)) {
+          const e = new Error(`${this.#o.name} answered a request of ${batch.length} entries with failures that name no entry of it`);
+          for (const p of batch) p.settle(e);
+          return;
+        }
         if (failed.length === 0) {
           for (const p of batch) p.settle(undefined);
           return;

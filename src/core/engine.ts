@@ -12,7 +12,7 @@ import type { Route } from '../routes.js';
 import { toJson } from '../serialize.js';
 import { backoffDelay } from './backoff.js';
 import { Dispatcher } from './dispatcher.js';
-import { laneOfEvent, laneOfRaw } from './lanes.js';
+import { lacksPartitionKey, laneOfEvent, laneOfRaw } from './lanes.js';
 
 /**
  * What became of one record.
@@ -137,7 +137,9 @@ class Run {
       const advance = (): void => {
         while (n < indexes.length) {
           const index = indexes[n] as number;
-          if (this.#o.alreadyDone?.has(sequenceOf(this.#records[index]))) {
+          const seq = sequenceOf(this.#records[index]);
+          // Records without a sequence number cannot be told apart, so none of them is ever skipped.
+          if (seq !== '' && this.#o.alreadyDone?.has(seq)) {
             settle('skipped');
             continue;
           }
@@ -297,11 +299,12 @@ class Run {
         return 'dead-lettered';
       }
       const dlqFailure = classify(dlqError);
-      const retrying = dlqFailure !== 'PERMANENT' && attempt < app.retry.maxAttempts && (await this.#backoff(attempt, dlqFailure, { ...log, dlqErr: describeError(dlqError) }));
-      if (!retrying) {
+      if (dlqFailure === 'PERMANENT' || attempt >= app.retry.maxAttempts || this.#signal.aborted) {
         logger.error({ ...log, dlqErr: describeError(dlqError), dlqAttempts: attempt }, 'dead-letter queue failed; lane blocked');
         return this.#signal.aborted ? 'unfinished' : 'blocked';
       }
+      // The deadline, not the queue, ended the retries: the next delivery tries again.
+      if (!(await this.#backoff(attempt, dlqFailure, { ...log, dlqErr: describeError(dlqError) }))) return 'unfinished';
     }
   }
 }
@@ -318,6 +321,7 @@ export class Engine {
   readonly clock: Clock;
   readonly random: () => number;
   readonly entityByName: ReadonlyMap<string, Entity<unknown>>;
+  #warnedPartitionKey = false;
 
   constructor(options: EngineOptions) {
     this.app = options.app;
@@ -374,6 +378,14 @@ export class Engine {
         }
       } else {
         lane = laneOfRaw(this.app, raw);
+        if (i === 0 && !this.#warnedPartitionKey && lacksPartitionKey(this.app, raw)) {
+          this.#warnedPartitionKey = true;
+          const names = Object.keys((raw as RawStreamRecord).dynamodb?.Keys ?? {}).join(', ');
+          this.logger.error(
+            { partitionKey: this.app.partitionKey, keyAttributes: names },
+            "ordering is 'partitionKey' but the records' keys have no such attribute; ordering by the whole item instead. Set partitionKey to the table's partition key attribute",
+          );
+        }
       }
       if (lane === undefined) {
         unkeyed.push([i]); // no usable key: a lane of its own, where it is dead-lettered

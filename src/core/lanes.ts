@@ -18,7 +18,9 @@ const scalar = (v: AttributeValue | undefined): string | undefined => {
 export const laneOfRaw = (app: App, raw: unknown): string | undefined => {
   const keys = (raw as RawStreamRecord | null | undefined)?.dynamodb?.Keys;
   if (!keys || typeof keys !== 'object') return undefined;
-  if (app.ordering === 'partitionKey') return scalar(keys[app.partitionKey as string]);
+  // A partition key missing from the record's key is a misconfiguration (the engine logs it):
+  // fall back to the whole item, which still keeps each item's order.
+  if (app.ordering === 'partitionKey' && keys[app.partitionKey as string] !== undefined) return scalar(keys[app.partitionKey as string]);
   const names = Object.keys(keys);
   if (names.length === 1) return scalar(keys[names[0] as string]);
   if (names.length === 0) return undefined;
@@ -31,6 +33,13 @@ export const laneOfRaw = (app: App, raw: unknown): string | undefined => {
     lane += `${value.length}:${value}`;
   }
   return lane;
+};
+
+/** True when `ordering: 'partitionKey'` names an attribute this record's key does not have. */
+export const lacksPartitionKey = (app: App, raw: unknown): boolean => {
+  if (app.ordering !== 'partitionKey') return false;
+  const keys = (raw as RawStreamRecord | null | undefined)?.dynamodb?.Keys;
+  return !!keys && typeof keys === 'object' && keys[app.partitionKey as string] === undefined && Object.keys(keys).length > 0;
 };
 
 /** The lane of a decoded event under a user's ordering function. Throws when the function does. */

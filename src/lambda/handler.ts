@@ -68,7 +68,8 @@ export const createStreamHandler = (app: App, options: StreamHandlerOptions = {}
     if (records.length === 0) return { batchItemFailures: [] };
     const started = clock.now();
     const log = context.awsRequestId ? logger.child({ requestId: context.awsRequestId }) : logger;
-    const streamArn = (records[0] as RawStreamRecord).eventSourceARN ?? '';
+    // A malformed first record is dead-lettered by the engine; it must not crash the batch here.
+    const streamArn = (records[0] as RawStreamRecord | null | undefined)?.eventSourceARN ?? '';
     const firstSeq = sequenceOf(records[0]);
 
     let alreadyDone: ReadonlySet<string> | undefined;

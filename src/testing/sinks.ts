@@ -81,6 +81,7 @@ export class MemorySink<E = ChangeEvent> implements Sink<E> {
   }
 
   async send(events: readonly E[], signal: AbortSignal): Promise<{ failed: SinkFailure[] }> {
+    signal.throwIfAborted();
     this.inFlight++;
     this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
     try {

@@ -37,7 +37,8 @@ export const consoleSink = <E = ChangeEvent>(options: ConsoleSinkOptions = {}): 
     name: options.name ?? 'console',
     limits: { maxRecords: 500, maxBytes: Infinity },
     preservesOrderWithinRequest: true,
-    async send(events) {
+    async send(events, signal) {
+      signal.throwIfAborted();
       const text = events.map((e) => `${format(e)}\n`).join('');
       await new Promise<void>((resolve, reject) => stream.write(text, (err) => (err ? reject(err) : resolve())));
       return { failed: [] };

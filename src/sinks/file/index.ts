@@ -40,7 +40,8 @@ export const fileSink = <E = ChangeEvent>(options: FileSinkOptions): Sink<E> => 
   name: options.name ?? 'file',
   limits: { maxRecords: 1000, maxBytes: Infinity },
   preservesOrderWithinRequest: true,
-  async send(events) {
+  async send(events, signal) {
+    signal.throwIfAborted();
     await appendLines(options.path, events.map((e) => `${toJson(e)}\n`).join(''), options.fsync ?? false);
     return { failed: [] };
   },
@@ -58,7 +59,8 @@ export interface FileDeadLetterQueueOptions {
 /** Appends dead letters as JSON lines: a development stand-in for the SQS dead-letter queue. */
 export const fileDeadLetterQueue = (options: FileDeadLetterQueueOptions): DeadLetterQueue => ({
   name: options.name ?? 'file-dlq',
-  async send(letters: readonly DeadLetter[]) {
+  async send(letters: readonly DeadLetter[], signal: AbortSignal) {
+    signal.throwIfAborted();
     await appendLines(options.path, letters.map((l) => `${toJson(l)}\n`).join(''), options.fsync ?? true);
   },
 });
