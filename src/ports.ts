@@ -62,8 +62,12 @@ export interface DeadLetter {
 /** Where records go that cannot be delivered. It must be durable before it resolves. */
 export interface DeadLetterQueue {
   readonly name: string;
-  /** Resolves once every letter is durably stored; rejects (or throws) otherwise. */
-  send(letters: readonly DeadLetter[], signal: AbortSignal): Promise<void>;
+  /**
+   * Stores the letters durably. Resolves with nothing when every letter is stored, or with
+   * `{ failed }` naming the letters that were not (the others are stored), so one letter that
+   * cannot be stored does not hold back the lanes of the others. Rejects when none was stored.
+   */
+  send(letters: readonly DeadLetter[], signal: AbortSignal): Promise<void | { readonly failed: readonly SinkFailure[] }>;
 }
 
 /**

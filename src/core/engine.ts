@@ -278,7 +278,8 @@ class Run {
       attempts,
       firstAttemptAt: first,
       lastAttemptAt: clock.now(),
-      position,
+      // The stream position only, whatever richer object (an event's meta) was passed in.
+      position: { streamArn: position.streamArn, shardId: position.shardId, sequenceNumber: position.sequenceNumber, eventID: position.eventID },
     };
     const queue = app.deadLetter;
     const dlq = (this.#dlq ??= new Dispatcher<DeadLetter>({
@@ -286,10 +287,7 @@ class Run {
       maxRecords: 10,
       maxBytes: Infinity,
       sizeOf: () => 0,
-      send: async (letters, signal) => {
-        await queue.send(letters, signal);
-        return [];
-      },
+      send: async (letters, signal) => (await queue.send(letters, signal))?.failed ?? [],
       signal: this.#signal,
     }));
     for (let attempt = 1; ; attempt++) {

@@ -651,3 +651,35 @@ describe('Engine with a misconfigured partitionKey', () => {
     expect(logger.entries.find((e) => e.level === 'error')?.msg).toMatch(/Set partitionKey/);
   });
 });
+
+describe('Engine with a dead-letter queue that fails one letter of a hand-off', () => {
+  it('blocks only that letter’s lane; the letters handed off with it are done', async () => {
+    // Prepare: every record fails for good; the DLQ refuses key 1's letters, stores the rest.
+    const clock = new FakeClock();
+    const sink = new MemorySink({ clock }).failWhere(() => true, { error: () => permanentError() });
+    const stored: DeadLetter[] = [];
+    const dlq: DeadLetterQueue = {
+      name: 'picky-dlq',
+      async send(letters) {
+        const failed: SinkFailure[] = [];
+        letters.forEach((l, index) => {
+          if ((l.record as { dynamodb: { Keys: { PK: { S: string } } } }).dynamodb.Keys.PK.S === 'USER#1') failed.push({ index, error: permanentError('too large') });
+          else stored.push(l);
+        });
+        return { failed };
+      },
+    };
+    const app = defineApp({ table: 'TaskApp', routes: [route('*').to(sink)], deadLetter: dlq, retry: { maxAttempts: 1 } });
+    const engine = new Engine({ app, logger: memoryLogger(), clock });
+    const records = streamRecords();
+    const batch = [0, 1, 2, 3].map((k) => records.insert({ PK: `USER#${k}`, SK: `TASK#${k}` }));
+
+    // Act
+    const outcome = await engine.process(batch);
+
+    // Assess
+    expect(outcome.statuses).toEqual(['dead-lettered', 'blocked', 'dead-lettered', 'dead-lettered']);
+    expect(stored.map((l) => l.position.eventID).sort()).toEqual([batch[0], batch[2], batch[3]].map((r) => r?.eventID).sort());
+    expect(outcome.watermark).toBe(1);
+  });
+});
