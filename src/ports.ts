@@ -21,7 +21,17 @@ export interface Sink<E = ChangeEvent> {
   /** Unique among the sinks of an app; used in logs, metrics and dead letters. */
   readonly name: string;
   /** Largest batch one request may carry; the engine never exceeds it. */
-  readonly limits: { readonly maxRecords: number; readonly maxBytes: number };
+  readonly limits: {
+    readonly maxRecords: number;
+    readonly maxBytes: number;
+    /**
+     * How long a request that is not full may wait for more events before it is sent. The lanes
+     * whose events wait are held too, so keep it 0 except where fewer, larger requests are worth
+     * the latency (S3 objects). The Lambda deadline cuts it short.
+     * @default 0: sent at the end of the current turn of the event loop
+     */
+    readonly maxWaitMs?: number;
+  };
   /** True when one request keeps the order of its entries (SQS FIFO, OpenSearch bulk, one S3 object). */
   readonly preservesOrderWithinRequest: boolean;
   /**
