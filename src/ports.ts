@@ -32,7 +32,12 @@ export interface Sink<E = ChangeEvent> {
      */
     readonly maxWaitMs?: number;
   };
-  /** True when one request keeps the order of its entries (SQS FIFO, OpenSearch bulk, one S3 object). */
+  /**
+   * True when one request keeps the order of its entries and a failed entry can never let a later
+   * entry of the same request take effect ahead of it: an S3 object (all or nothing), an OpenSearch
+   * bulk with external versions (an older write cannot win). Then a lane may send several of its
+   * records in one request. Not SQS FIFO: a batch can enqueue message 2 after failing message 1.
+   */
   readonly preservesOrderWithinRequest: boolean;
   /**
    * Size of one entry as the destination counts it towards `limits.maxBytes`.

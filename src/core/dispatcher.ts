@@ -1,4 +1,5 @@
 import { OversizedEventError } from '../errors.js';
+import type { Clock } from '../ports.js';
 
 /** What one request reports: the indexes (into the request's entries) that failed, and why. */
 export type SendBatch<P> = (entries: readonly P[], signal: AbortSignal) => Promise<readonly { readonly index: number; readonly error: unknown }[]>;
@@ -11,6 +12,12 @@ export interface DispatcherOptions<P> {
   readonly sizeOf: (entry: P) => number;
   readonly send: SendBatch<P>;
   readonly signal: AbortSignal;
+  /** How long a request that is not full may wait for more entries. @default 0 */
+  readonly maxWaitMs?: number;
+  /** Measures `maxWaitMs`; required when it is above 0. */
+  readonly clock?: Clock;
+  /** Epoch ms by which a waiting request must leave (the Lambda deadline). */
+  readonly deadline?: number;
 }
 
 /** Called once per entry: with `undefined` when it was acknowledged, or with the error that failed it. */
@@ -23,10 +30,11 @@ interface Pending<P> {
 }
 
 /**
- * Micro-batcher for one destination. Lanes submit one entry each; entries submitted in the same
- * turn of the event loop go out together in as few requests as the limits allow. A full request
- * leaves at once; a partial one when the turn ends (setImmediate), so every lane that became ready
- * in that turn rides along.
+ * Micro-batcher for one destination. Lanes submit one entry (or one group) each; entries submitted
+ * in the same turn of the event loop go out together in as few requests as the limits allow. A
+ * full request leaves at once; a partial one when the turn ends (setImmediate), so every lane that
+ * became ready in that turn rides along, or after `maxWaitMs` when the destination wants fewer,
+ * larger requests.
  */
 export class Dispatcher<P> {
   readonly #o: DispatcherOptions<P>;
@@ -34,6 +42,7 @@ export class Dispatcher<P> {
   #pending: Pending<P>[] = [];
   #bytes = 0;
   #scheduled = false;
+  #timer: AbortController | undefined;
   /** Requests sent; read by benchmarks and tests. */
   requests = 0;
 
@@ -51,7 +60,7 @@ export class Dispatcher<P> {
     let size = 0;
     if (this.#sized) {
       try {
-        size = this.#o.sizeOf(entry);
+        size = this.sizeOf(entry);
       } catch (error) {
         queueMicrotask(() => settle(error));
         return;
@@ -65,21 +74,82 @@ export class Dispatcher<P> {
     }
     this.#pending.push({ entry, size, settle });
     this.#bytes += size;
+    this.#afterAdd();
+  }
+
+  /**
+   * Queues entries that must travel in one request, in this order (a lane's run of records to a
+   * destination that keeps the order of a request). The caller keeps the group within the limits
+   * (see {@link fits}). `settle` gets one error (or `undefined`) per entry, by position.
+   */
+  submitGroup(entries: readonly P[], sizes: readonly number[], settle: (errors: unknown[]) => void): void {
+    const total = sizes.reduce((a, b) => a + b, 0);
+    if (this.#pending.length + entries.length > this.#o.maxRecords || (this.#sized && this.#bytes + total > this.#o.maxBytes)) this.#flush();
+    const errors = new Array<unknown>(entries.length);
+    let open = entries.length;
+    entries.forEach((entry, i) => {
+      this.#pending.push({
+        entry,
+        size: sizes[i] as number,
+        settle: (error) => {
+          errors[i] = error;
+          if (--open === 0) settle(errors);
+        },
+      });
+    });
+    this.#bytes += total;
+    this.#afterAdd();
+  }
+
+  /** Size of an entry towards `maxBytes`; 0 when the destination sets no byte limit. */
+  sizeOf(entry: P): number {
+    return this.#sized ? this.#o.sizeOf(entry) : 0;
+  }
+
+  /** True when a group of `count` entries and `bytes` bytes fits one request. */
+  fits(count: number, bytes: number): boolean {
+    return count <= this.#o.maxRecords && (!this.#sized || bytes <= this.#o.maxBytes);
+  }
+
+  #afterAdd(): void {
     if (this.#pending.length >= this.#o.maxRecords) this.#flush();
     else if (!this.#scheduled) {
       this.#scheduled = true;
-      setImmediate(this.#onTurnEnd);
+      const wait = this.#waitMs();
+      if (wait > 0) {
+        const timer = new AbortController();
+        this.#timer = timer;
+        (this.#o.clock as Clock).sleep(wait, AbortSignal.any([timer.signal, this.#o.signal])).then(this.#onTurnEnd, () => {
+          // Cancelled because the request filled up (nothing to do), or the run was aborted (send
+          // what waits: the aborted signal fails it at once and its lanes end unfinished).
+          if (!timer.signal.aborted) this.#onTurnEnd();
+        });
+      } else setImmediate(this.#onTurnEnd);
     }
+  }
+
+  #waitMs(): number {
+    const wait = this.#o.maxWaitMs ?? 0;
+    if (wait <= 0 || !this.#o.clock) return 0;
+    if (this.#o.deadline === undefined) return wait;
+    return Math.max(0, Math.min(wait, this.#o.deadline - this.#o.clock.now()));
   }
 
   readonly #onTurnEnd = (): void => {
     this.#scheduled = false;
+    this.#timer = undefined;
     this.#flush();
   };
 
   #flush(): void {
     const batch = this.#pending;
     if (batch.length === 0) return;
+    if (this.#timer) {
+      // The waiting request leaves now; the next entry starts a new wait.
+      this.#timer.abort();
+      this.#timer = undefined;
+      this.#scheduled = false;
+    }
     this.#pending = [];
     this.#bytes = 0;
     this.requests++;

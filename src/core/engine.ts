@@ -90,6 +90,18 @@ const rank: Record<Delivery, number> = { delivered: 0, 'dead-lettered': 1, unfin
 
 type Done<S> = (status: S) => void;
 
+/** Most records one run carries; bounds the decoded events a lane holds at once. */
+const MAX_RUN = 1000;
+
+interface RunItem {
+  readonly index: number;
+  readonly raw: unknown;
+  readonly event: ChangeEvent;
+  readonly targets: readonly Target[];
+  /** Size of each target's payload, by target. */
+  readonly sizes: readonly number[];
+}
+
 /**
  * One batch's run: lanes, dispatchers, statuses. The happy path is callback-driven (one pending
  * entry per record, one promise per request) so that scheduling stays small next to decoding;
@@ -104,6 +116,8 @@ class Run {
   readonly #dispatchers = new Map<Sink<unknown>, Dispatcher<unknown>>();
   readonly #records: readonly unknown[];
   readonly #early: ReadonlyMap<number, Early>;
+  /** Events decoded while looking ahead for a run and not sent in it; taken by `#handle`. */
+  readonly #decoded = new Map<number, ChangeEvent>();
   #dlq: Dispatcher<DeadLetter> | undefined;
 
   constructor(engine: Engine, records: readonly unknown[], early: ReadonlyMap<number, Early>, options: ProcessOptions) {
@@ -144,6 +158,14 @@ class Run {
             continue;
           }
           if (this.#stopping) return finish(); // the rest stays 'unfinished'
+          const run = this.#engine.runsPossible && n + 1 < indexes.length ? this.#collectRun(indexes, n) : undefined;
+          if (run) {
+            this.#deliverRun(run, (statuses) => {
+              for (const status of statuses) if (!settle(status)) return finish();
+              advance();
+            });
+            return;
+          }
           let sync: RecordStatus | undefined;
           let waiting = false;
           this.#handle(index, (status) => {
@@ -172,7 +194,7 @@ class Run {
     try {
       const early = this.#early.get(index);
       if (early?.error !== undefined) throw early.error;
-      event = early?.event ?? this.#engine.decode(raw, this.#o);
+      event = early?.event ?? this.#takeDecoded(index) ?? this.#engine.decode(raw, this.#o);
       const entity = event.entity === undefined ? undefined : this.#engine.entityByName.get(event.entity);
       if (entity?.schema) {
         validateEntity(event, entity).then(
@@ -186,6 +208,120 @@ class Run {
       return;
     }
     this.#route(raw, event, done);
+  }
+
+  #takeDecoded(index: number): ChangeEvent | undefined {
+    const event = this.#decoded.get(index);
+    if (event) this.#decoded.delete(index);
+    return event;
+  }
+
+  /**
+   * A run: consecutive records of a lane, from `n` on, that all go only to destinations keeping
+   * the order of a request (SQS FIFO, OpenSearch bulk, an S3 object), and that fit one request per
+   * destination. They travel together, which the ordering contract allows inside such a request.
+   * `undefined` when fewer than two records qualify; the records looked at stay decoded for later.
+   */
+  #collectRun(indexes: readonly number[], n: number): RunItem[] | undefined {
+    const items: RunItem[] = [];
+    const totals = new Map<Sink<unknown>, { count: number; bytes: number }>();
+    for (let m = n; m < indexes.length && items.length < MAX_RUN; m++) {
+      const index = indexes[m] as number;
+      const raw = this.#records[index];
+      const seq = sequenceOf(raw);
+      if (seq !== '' && this.#o.alreadyDone?.has(seq)) break;
+      const early = this.#early.get(index);
+      if (early?.error !== undefined) break;
+      let event: ChangeEvent;
+      let targets: Target[];
+      try {
+        event = early?.event ?? this.#decoded.get(index) ?? this.#engine.decode(raw, this.#o);
+        this.#decoded.set(index, event);
+        if (event.entity !== undefined && this.#engine.entityByName.get(event.entity)?.schema) break;
+        targets = this.#engine.targetsOf(event);
+      } catch {
+        break; // handled on its own, where its failure is dead-lettered
+      }
+      if (targets.length === 0 ? items.length === 0 : !targets.every((t) => t.route.sink.preservesOrderWithinRequest)) break;
+      const sizes: number[] = [];
+      let fits = true;
+      for (const t of targets) {
+        const d = this.#dispatcher(t.route.sink);
+        let size: number;
+        try {
+          size = d.sizeOf(t.payload);
+        } catch {
+          fits = false;
+          break;
+        }
+        const total = totals.get(t.route.sink) ?? { count: 0, bytes: 0 };
+        if (!d.fits(total.count + 1, total.bytes + size)) {
+          fits = false;
+          break;
+        }
+        sizes.push(size);
+      }
+      if (!fits) break;
+      targets.forEach((t, j) => {
+        const total = totals.get(t.route.sink) ?? { count: 0, bytes: 0 };
+        totals.set(t.route.sink, { count: total.count + 1, bytes: total.bytes + (sizes[j] as number) });
+      });
+      items.push({ index, raw, event, targets, sizes });
+    }
+    if (items.length < 2) return undefined;
+    for (const item of items) this.#decoded.delete(item.index);
+    return items;
+  }
+
+  /**
+   * Sends a run as one request per destination. When a destination fails an entry, every entry
+   * after it in that request is sent again later (it may have landed, but out of order with the
+   * retry), so the run settles up to its first record not acknowledged everywhere: that record
+   * retries or is dead-lettered as a single record would; the lane resumes after it.
+   */
+  #deliverRun(items: readonly RunItem[], done: (statuses: RecordStatus[]) => void): void {
+    const first = this.#engine.clock.now();
+    const groups = new Map<Sink<unknown>, { payloads: unknown[]; sizes: number[]; owners: number[] }>();
+    items.forEach((item, k) =>
+      item.targets.forEach((t, j) => {
+        const g = groups.get(t.route.sink) ?? { payloads: [], sizes: [], owners: [] };
+        g.payloads.push(t.payload);
+        g.sizes.push(item.sizes[j] as number);
+        g.owners.push(k);
+        groups.set(t.route.sink, g);
+      }),
+    );
+    const failures = new Map<Sink<unknown>, { owner: number; error: unknown }>();
+    let open = groups.size;
+    const settled = (): void => {
+      const plain = (item: RunItem): RecordStatus => (item.targets.length === 0 ? 'unrouted' : 'delivered');
+      let k = items.length;
+      for (const f of failures.values()) k = Math.min(k, f.owner);
+      if (k === items.length) return done(items.map(plain));
+      const before = items.slice(0, k).map(plain);
+      const item = items[k] as RunItem;
+      const failed = item.targets.filter((t) => failures.get(t.route.sink)?.owner === k);
+      let pending = failed.length;
+      let worst: Delivery = 'delivered';
+      const one = (result: Delivery): void => {
+        if (rank[result] > rank[worst]) worst = result;
+        if (--pending === 0) done([...before, worst]);
+      };
+      for (const t of failed) {
+        const error = (failures.get(t.route.sink) as { error: unknown }).error;
+        void this.#afterFailure(item.raw, item.event.meta, t, error, 1, first).then((next) => {
+          if (next === 'retry') this.#deliver(item.raw, item.event.meta, t, one, 2, first);
+          else one(next);
+        });
+      }
+    };
+    for (const [sink, g] of groups) {
+      this.#dispatcher(sink).submitGroup(g.payloads, g.sizes, (errors) => {
+        const at = errors.findIndex((e) => e !== undefined);
+        if (at >= 0) failures.set(sink, { owner: g.owners[at] as number, error: errors[at] });
+        if (--open === 0) settled();
+      });
+    }
   }
 
   #route(raw: unknown, event: ChangeEvent, done: Done<RecordStatus>): void {
@@ -218,6 +354,9 @@ class Run {
         sizeOf: sink.sizeOf ? (e) => (sink.sizeOf as (e: unknown) => number)(e) : jsonSize,
         send: async (entries, signal) => (await sink.send(entries, signal)).failed,
         signal: this.#signal,
+        maxWaitMs: sink.limits.maxWaitMs ?? 0,
+        clock: this.#engine.clock,
+        deadline: this.#o.deadline,
       });
       this.#dispatchers.set(sink, d);
     }
@@ -319,6 +458,8 @@ export class Engine {
   readonly clock: Clock;
   readonly random: () => number;
   readonly entityByName: ReadonlyMap<string, Entity<unknown>>;
+  /** Some route leads to a destination that keeps the order of a request, so lanes may send runs. */
+  readonly runsPossible: boolean;
   #warnedPartitionKey = false;
 
   constructor(options: EngineOptions) {
@@ -327,6 +468,7 @@ export class Engine {
     this.clock = options.clock;
     this.random = options.random ?? Math.random;
     this.entityByName = new Map(options.app.entities.map((e) => [e.name, e]));
+    this.runsPossible = options.app.routes.some((r) => r.sink.preservesOrderWithinRequest);
   }
 
   decode(raw: unknown, options: ProcessOptions): ChangeEvent {

@@ -23,6 +23,8 @@ export interface MemorySinkOptions {
   readonly maxBytes?: number;
   /** @default false */
   readonly preservesOrderWithinRequest?: boolean;
+  /** How long a request that is not full may wait for more events. @default 0 */
+  readonly maxWaitMs?: number;
   /** Time one request takes, on `clock`. @default 0 */
   readonly latencyMs?: number;
   readonly clock?: Clock;
@@ -45,7 +47,7 @@ const identity = (event: unknown): unknown => (event as Partial<ChangeEvent> | u
  */
 export class MemorySink<E = ChangeEvent> implements Sink<E> {
   readonly name: string;
-  readonly limits: { maxRecords: number; maxBytes: number };
+  readonly limits: { maxRecords: number; maxBytes: number; maxWaitMs: number };
   readonly preservesOrderWithinRequest: boolean;
   readonly delivered: E[] = [];
   readonly attempts: E[] = [];
@@ -61,7 +63,7 @@ export class MemorySink<E = ChangeEvent> implements Sink<E> {
 
   constructor(options: MemorySinkOptions = {}) {
     this.name = options.name ?? 'memory';
-    this.limits = { maxRecords: options.maxRecords ?? 10, maxBytes: options.maxBytes ?? Infinity };
+    this.limits = { maxRecords: options.maxRecords ?? 10, maxBytes: options.maxBytes ?? Infinity, maxWaitMs: options.maxWaitMs ?? 0 };
     this.preservesOrderWithinRequest = options.preservesOrderWithinRequest ?? false;
     this.#latencyMs = options.latencyMs ?? 0;
     this.#clock = options.clock;

@@ -151,7 +151,7 @@ describe('sqs sink', () => {
 
       // Assess
       expect(standard).toMatchObject({ name: 'sqs', fifo: false, preservesOrderWithinRequest: false, limits: { maxRecords: 10, maxBytes: MiB } });
-      expect(fifo).toMatchObject({ name: 'tasks-fifo', fifo: true, preservesOrderWithinRequest: true, limits: { maxRecords: 10, maxBytes: 262_144 } });
+      expect(fifo).toMatchObject({ name: 'tasks-fifo', fifo: true, preservesOrderWithinRequest: false, limits: { maxRecords: 10, maxBytes: 262_144 } });
     });
 
     it('builds its client with maxAttempts 1, so the engine is the only retry owner', async () => {

@@ -237,7 +237,10 @@ export const sqs = <E = ChangeEvent>(options: SqsSinkOptions<E>): SqsSink<E> => 
     fifo,
     client,
     limits: { maxRecords: SQS_MAX_BATCH_ENTRIES, maxBytes: maxMessageBytes },
-    preservesOrderWithinRequest: fifo,
+    // Not even for FIFO: SendMessageBatch can fail one message and enqueue the next of the same
+    // group, so a consumer would see record 2 before record 1's retry. Each record of a key waits
+    // for the one before it instead.
+    preservesOrderWithinRequest: false,
     sizeOf: (event) => prepare(event).size,
     async send(events, signal) {
       signal.throwIfAborted();

@@ -1,0 +1,149 @@
+import { describe, expect, it } from 'vitest';
+import { defineApp, Engine, entity, route } from '../../src/index.js';
+import type { ChangeEvent } from '../../src/index.js';
+import { FakeClock, memoryLogger, MemoryDeadLetterQueue, MemorySink, permanentError, streamRecords } from '../../src/testing/index.js';
+
+type Task = { PK: string; SK: string; Version: number };
+const Task = entity<Task>('Task', { key: { PK: 'USER#', SK: 'TASK#' } });
+
+/** `versions` changes of each of `keys` items, stream-ordered item by item round-robin. */
+const changes = (keys: number, versions: number) => {
+  const records = streamRecords();
+  const out = [];
+  for (let v = 1; v <= versions; v++) for (let k = 0; k < keys; k++) out.push(records.modify({ PK: `USER#${k}`, SK: `TASK#${k}`, Version: v - 1 }, { PK: `USER#${k}`, SK: `TASK#${k}`, Version: v }));
+  return out;
+};
+
+const version = (e: unknown) => Number((e as ChangeEvent<Task>).newImage?.Version);
+const key = (e: unknown) => String((e as ChangeEvent<Task>).key['PK']);
+
+const setup = (sink: MemorySink, extra: { deadLetter?: MemoryDeadLetterQueue; clock?: FakeClock; otherSink?: MemorySink } = {}) => {
+  const clock = extra.clock ?? new FakeClock();
+  const routes = [route('*').to(sink), ...(extra.otherSink ? [route(Task).when((e) => e.newImage?.Version === 3).to(extra.otherSink)] : [])];
+  const app = defineApp({ table: 'TaskApp', routes, retry: { maxAttempts: 3 }, ...(extra.deadLetter ? { deadLetter: extra.deadLetter } : {}) });
+  return { clock, engine: new Engine({ app, logger: memoryLogger(), clock, random: () => 0.5 }) };
+};
+
+describe('Engine runs to destinations that keep the order of a request', () => {
+  it('sends a lane’s consecutive records in one request, in stream order', async () => {
+    // Prepare: one item, five changes; a sink that keeps a request's order.
+    const sink = new MemorySink({ preservesOrderWithinRequest: true, maxRecords: 100 });
+    const { engine } = setup(sink);
+
+    // Act
+    const outcome = await engine.process(changes(1, 5));
+
+    // Assess
+    expect(outcome.counts.delivered).toBe(5);
+    expect(sink.requests.map((r) => r.map(version))).toEqual([[1, 2, 3, 4, 5]]);
+  });
+
+  it('cuts runs at the destination’s limits and sends them one after another', async () => {
+    // Prepare
+    const sink = new MemorySink({ preservesOrderWithinRequest: true, maxRecords: 2 });
+    const { engine } = setup(sink);
+
+    // Act
+    await engine.process(changes(1, 5));
+
+    // Assess
+    expect(sink.requests.map((r) => r.map(version))).toEqual([[1, 2], [3, 4], [5]]);
+    expect(sink.maxInFlight).toBe(1);
+  });
+
+  it('packs the runs of several items into one request', async () => {
+    // Prepare: 4 items, 3 changes each.
+    const sink = new MemorySink({ preservesOrderWithinRequest: true, maxRecords: 100 });
+    const { engine } = setup(sink);
+
+    // Act
+    await engine.process(changes(4, 3));
+
+    // Assess: one request; within it, each item's changes in order.
+    expect(sink.requests).toHaveLength(1);
+    const perKey = new Map<string, number[]>();
+    for (const e of sink.requests[0] ?? []) perKey.set(key(e), [...(perKey.get(key(e)) ?? []), version(e)]);
+    for (const versions of perKey.values()) expect(versions).toEqual([1, 2, 3]);
+  });
+
+  it('re-sends the failed record and everything after it in its run, so the destination ends in order', async () => {
+    // Prepare: change 3 fails once.
+    const sink = new MemorySink({ preservesOrderWithinRequest: true, maxRecords: 100 }).failWhere((e) => version(e) === 3, { times: 1 });
+    const { engine } = setup(sink);
+
+    // Act
+    const outcome = await engine.process(changes(1, 5));
+
+    // Assess: [1..5] with 3 failing, then 3 alone (a retry), then 4 and 5 again as a new run.
+    expect(outcome.counts.delivered).toBe(5);
+    expect(sink.requests.map((r) => r.map(version))).toEqual([[1, 2, 3, 4, 5], [3], [4, 5]]);
+    expect(sink.delivered.map(version).slice(-3)).toEqual([3, 4, 5]);
+  });
+
+  it('dead-letters a record that fails for good inside a run and sends the rest again after it', async () => {
+    // Prepare
+    const sink = new MemorySink({ preservesOrderWithinRequest: true, maxRecords: 100 }).failWhere((e) => version(e) === 2, { error: () => permanentError() });
+    const dlq = new MemoryDeadLetterQueue();
+    const { engine } = setup(sink, { deadLetter: dlq });
+
+    // Act
+    const outcome = await engine.process(changes(1, 4));
+
+    // Assess
+    expect(outcome.statuses).toEqual(['delivered', 'dead-lettered', 'delivered', 'delivered']);
+    expect(dlq.letters).toHaveLength(1);
+    expect(sink.requests.map((r) => r.map(version))).toEqual([[1, 2, 3, 4], [3, 4]]);
+  });
+
+  it('ends a run at a record that also goes to a destination that does not keep order', async () => {
+    // Prepare: change 3 also goes to a plain sink.
+    const sink = new MemorySink({ preservesOrderWithinRequest: true, maxRecords: 100 });
+    const other = new MemorySink({ name: 'plain' });
+    const { engine } = setup(sink, { otherSink: other });
+
+    // Act
+    await engine.process(changes(1, 5));
+
+    // Assess: [1, 2], then 3 on its own to both sinks, then [4, 5].
+    expect(sink.requests.map((r) => r.map(version))).toEqual([[1, 2], [3], [4, 5]]);
+    expect(other.delivered.map(version)).toEqual([3]);
+  });
+});
+
+describe('Engine with a destination that waits for fuller requests (maxWaitMs)', () => {
+  it('holds a request that is not full for maxWaitMs, then sends it', async () => {
+    // Prepare
+    const clock = new FakeClock();
+    const sink = new MemorySink({ preservesOrderWithinRequest: true, maxRecords: 100, maxWaitMs: 1000 });
+    const { engine } = setup(sink, { clock });
+    const start = clock.now();
+
+    // Act
+    await engine.process(changes(3, 2));
+
+    // Assess
+    expect(sink.requests).toHaveLength(1);
+    expect(clock.now() - start).toBe(1000);
+  });
+
+  it('sends at once when the request fills up, and cuts the wait short at the deadline', async () => {
+    // Prepare
+    const clock = new FakeClock();
+    const full = new MemorySink({ name: 'full', maxRecords: 2, maxWaitMs: 1000 });
+    const late = new MemorySink({ name: 'late', maxRecords: 100, maxWaitMs: 60_000 });
+    const a = setup(full, { clock });
+    const b = setup(late, { clock });
+    const start = clock.now();
+
+    // Act
+    await a.engine.process(changes(2, 1));
+    const afterFull = clock.now();
+    const outcome = await b.engine.process(changes(2, 1), { deadline: clock.now() + 300 });
+
+    // Assess
+    expect(afterFull - start).toBe(0);
+    expect(full.requests).toHaveLength(1);
+    expect(clock.now() - afterFull).toBe(300);
+    expect(outcome.counts.delivered).toBe(2);
+  });
+});
