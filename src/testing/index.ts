@@ -7,3 +7,5 @@ export { MemoryDeadLetterQueue, MemoryProgressStore, MemorySink, permanentError,
 export type { MemorySinkOptions } from './sinks.js';
 export { simulateEventSourceMapping } from './event-source-mapping.js';
 export type { EventSourceMappingOptions, Invocation } from './event-source-mapping.js';
+export { MemoryLeaseStore } from './memory-lease-store.js';
+export { ScriptedStreams, type ScriptedStreamsCalls, type ScriptedStreamsOptions } from './scripted-streams.js';
