@@ -6,3 +6,5 @@ export { Worker } from './worker.js';
 export type { ShardStatus, WorkerCounters, WorkerOptions } from './worker.js';
 export type { ReaderState } from './shard-reader.js';
 export type { CheckpointMark, IteratorPosition, Lease, LeaseStore, NewLease, RecordsPage, ShardDescription, StreamsApi } from './ports.js';
+export { runWorker } from './run.js';
+export type { RunWorkerOptions } from './run.js';
