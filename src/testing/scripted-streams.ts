@@ -86,7 +86,7 @@ export class ScriptedStreams implements StreamsApi {
   readonly calls: ScriptedStreamsCalls = { describeStream: 0, childShards: 0, getShardIterator: 0, getRecords: 0 };
   readonly #pageSize: number;
   readonly #shards = new Map<string, ShardState>();
-  readonly #failures: { call: keyof ScriptedStreamsCalls; error: () => unknown }[] = [];
+  readonly #failures: { method: keyof StreamsApi; error: () => unknown }[] = [];
   #generation = 0;
 
   constructor(options: ScriptedStreamsOptions) {
@@ -171,14 +171,14 @@ export class ScriptedStreams implements StreamsApi {
     return this;
   }
 
-  /** The next `times` calls of `call` reject with `error()` (for example a `LimitExceededException`), before doing anything. */
-  failNext(call: keyof ScriptedStreamsCalls, error: () => unknown, times = 1): this {
-    for (let i = 0; i < times; i++) this.#failures.push({ call, error });
+  /** The next `times` calls of `method` reject with `error()` (a `LimitExceededException`, say); they are counted, nothing else happens. */
+  failNext(method: keyof StreamsApi, error: () => unknown, times = 1): this {
+    for (let i = 0; i < times; i++) this.#failures.push({ method, error });
     return this;
   }
 
   async describeShards(streamArn: string, signal?: AbortSignal): Promise<ShardDescription[]> {
-    this.#enter('describeStream', signal);
+    this.#enter('describeShards', 'describeStream', signal);
     this.#checkStream(streamArn);
     const shards = [...this.#shards.values()].map(toDescription);
     // The first page was counted on entry; the service would be asked once more for each further page.
@@ -187,14 +187,14 @@ export class ScriptedStreams implements StreamsApi {
   }
 
   async childShards(streamArn: string, shardId: string, signal?: AbortSignal): Promise<ShardDescription[]> {
-    this.#enter('childShards', signal);
     this.calls.describeStream++;
+    this.#enter('childShards', 'childShards', signal);
     this.#checkStream(streamArn);
     return [...this.#shards.values()].filter((s) => s.parentShardId === shardId).map(toDescription);
   }
 
   async getShardIterator(streamArn: string, shardId: string, position: IteratorPosition, signal?: AbortSignal): Promise<string> {
-    this.#enter('getShardIterator', signal);
+    this.#enter('getShardIterator', 'getShardIterator', signal);
     this.#checkStream(streamArn);
     const shard = this.#readable(shardId);
     let after: bigint;
@@ -217,7 +217,7 @@ export class ScriptedStreams implements StreamsApi {
   }
 
   async getRecords(iterator: string, limit: number, signal?: AbortSignal): Promise<RecordsPage> {
-    this.#enter('getRecords', signal);
+    this.#enter('getRecords', 'getRecords', signal);
     if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) {
       throw serviceError('ValidationException', `Expected \`limit\` to be an integer from 1 to ${MAX_LIMIT}, got \`${String(limit)}\` (${typeof limit})`);
     }
@@ -232,10 +232,10 @@ export class ScriptedStreams implements StreamsApi {
     return { records: page.map((r) => r.record), nextIterator: atEnd ? undefined : this.#iterator(shard.shardId, position) };
   }
 
-  #enter(call: keyof ScriptedStreamsCalls, signal: AbortSignal | undefined): void {
+  #enter(method: keyof StreamsApi, counter: keyof ScriptedStreamsCalls, signal: AbortSignal | undefined): void {
     signal?.throwIfAborted();
-    this.calls[call]++;
-    const index = this.#failures.findIndex((f) => f.call === call);
+    this.calls[counter]++;
+    const index = this.#failures.findIndex((f) => f.method === method);
     if (index === -1) return;
     const [failure] = this.#failures.splice(index, 1);
     if (failure) throw failure.error();
