@@ -293,6 +293,13 @@ export class Worker {
       if (created) this.#log.info({ shardId: shard.shardId, parent: shard.parentShardId, checkpoint }, 'lease created for shard');
     }
     this.#firstStart = false;
+    // A finished shard that has left the stream (24 h after it closed) needs no lease: its
+    // children see it gone from both the stream and the table and may start.
+    for (const lease of this.#leases) {
+      if (lease.checkpoint === 'SHARD_END' && !this.#shards.has(lease.shardId)) {
+        await this.#o.leases.remove(lease).catch((error: unknown) => this.#log.warn({ err: describeError(error), shardId: lease.shardId }, 'removing a finished lease failed'));
+      }
+    }
   }
 
   #observe(leases: readonly Lease[]): void {

@@ -284,3 +284,25 @@ describe('Worker', () => {
     expect(sink.delivered.map(version)).toEqual([3]);
   });
 });
+
+describe('Worker housekeeping', () => {
+  it('removes the lease of a finished shard once the shard has left the stream', async () => {
+    // Prepare: a closed parent whose records are all done, and its child.
+    const records = streamRecords();
+    const streams = new ScriptedStreams({ streamArn: STREAM }).addShard({ shardId: 'parent' }).append('parent', changes(records, 1, 1));
+    streams.split('parent', ['child-a', 'child-b']);
+    const leases = new MemoryLeaseStore();
+    const sink = new MemorySink();
+    const worker = makeWorker({ streams, leases, sink, discoveryIntervalMs: 20 });
+    await worker.start();
+    await until(() => leases.get(STREAM, 'parent')?.checkpoint === 'SHARD_END');
+
+    // Act: 24 h later the parent is trimmed away.
+    streams.removeShard('parent');
+    await until(() => leases.get(STREAM, 'parent') === undefined);
+
+    // Assess: the children keep their leases and are read.
+    expect(leases.get(STREAM, 'child-a')).toBeDefined();
+    expect(sink.delivered).toHaveLength(1);
+  });
+});
