@@ -1,0 +1,11 @@
+/**
+ * `dynamo-cdc/opensearch`: the OpenSearch sink. Kept out of the main entry point so that apps that
+ * do not use it do not load `@opensearch-project/opensearch`.
+ */
+export { openSearch } from './open-search.js';
+export { keyDocumentId, MAX_DOCUMENT_ID_BYTES } from './document-id.js';
+export { changeVersion, MAX_EXTERNAL_VERSION } from './version.js';
+export { bulkItemErrorClasses, classifyBulkItem } from './item-result.js';
+export type { BulkItemOutcome } from './item-result.js';
+export { OpenSearchRequestError, OversizedDocumentError } from './errors.js';
+export type { OpenSearchAwsCredentials, OpenSearchAwsOptions, OpenSearchSink, OpenSearchSinkOptions } from './types.js';
