@@ -1,6 +1,7 @@
 /**
- * Sink request-count benchmark. Prints one JSON object as its last line:
- *   {"bench":"sinks","eventbridgeRequestsVsMin":R,"sqsRequestsVsMin":R}
+ * Sink benchmark. Prints one JSON object as its last line:
+ *   {"bench":"sinks","eventbridgeRequestsVsMin":R,"sqsRequestsVsMin":R,"s3BytesPerSec":N,"openSearchRequestsVsMin":R}
+ * (the S3 and OpenSearch parts are described in bench/s3-export.ts and bench/opensearch.ts).
  *
  * 1,000 change events of mixed sizes (1 KB to 300 KB, multi-byte text included), one per item, go
  * through the engine to each sink, whose AWS client is mocked (aws-sdk-client-mock) to accept every
@@ -16,6 +17,8 @@ import { decodeRecord, defineApp, Engine, route } from '../src/index.js';
 import type { ChangeEvent, Sink } from '../src/index.js';
 import { eventBridge } from '../src/sinks/eventbridge/index.js';
 import { sqs } from '../src/sinks/sqs/index.js';
+import { measureOpenSearchRequests } from './opensearch.js';
+import { measureS3Export } from './s3-export.js';
 import { silentLogger, streamRecords } from '../src/testing/index.js';
 import { systemClock } from '../src/core/clock.js';
 
@@ -85,8 +88,21 @@ const main = async () => {
   const sqsResult = await measure(sqs({ queueUrl: 'https://sqs.us-east-1.amazonaws.com/123456789012/changes', client: q }) as Sink<ChangeEvent>, () => sqsMock.commandCalls(SendMessageBatchCommand).length, records);
   console.log(JSON.stringify({ part: 'sqs', ...sqsResult }));
 
+  const s3Result = await measureS3Export();
+  console.log(JSON.stringify({ part: 's3', ...s3Result }));
+  const osResult = await measureOpenSearchRequests();
+  console.log(JSON.stringify({ part: 'opensearch', ...osResult }));
+
   const r = (x: number) => Math.round(x * 1000) / 1000;
-  console.log(JSON.stringify({ bench: 'sinks', eventbridgeRequestsVsMin: r(ebResult.requests / ebResult.min), sqsRequestsVsMin: r(sqsResult.requests / sqsResult.min) }));
+  console.log(
+    JSON.stringify({
+      bench: 'sinks',
+      eventbridgeRequestsVsMin: r(ebResult.requests / ebResult.min),
+      sqsRequestsVsMin: r(sqsResult.requests / sqsResult.min),
+      s3BytesPerSec: Math.round(s3Result.s3BytesPerSec),
+      openSearchRequestsVsMin: r(osResult.ratio),
+    }),
+  );
 };
 
 await main();

@@ -101,6 +101,11 @@ export class Dispatcher<P> {
     this.#afterAdd();
   }
 
+  /** Sends a request that is waiting out `maxWaitMs` now: nothing more can join it. */
+  flushWaiting(): void {
+    if (this.#timer && this.#pending.length > 0) this.#flush();
+  }
+
   /** Size of an entry towards `maxBytes`; 0 when the destination sets no byte limit. */
   sizeOf(entry: P): number {
     return this.#sized ? this.#o.sizeOf(entry) : 0;

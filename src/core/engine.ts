@@ -136,8 +136,40 @@ class Run {
   }
 
   /** Handles a lane's records strictly one after another; resolves when the lane ends or stops. */
+  /** Lanes started and not finished, and those of them waiting on a delivery. */
+  #active = 0;
+  #waiting = 0;
+  /** Lanes queued and not started; set by the engine. */
+  queued: () => number = () => 0;
+  /** True while the engine is still handing lanes to the queue (some start at once). */
+  starting = true;
+
+  /** Called once every lane is queued. */
+  started(): void {
+    this.starting = false;
+    this.#nothingMoreComing();
+  }
+  /**
+   * When every running lane waits, no lane can add to a request that is waiting out `maxWaitMs`
+   * until some request completes (and queued lanes cannot start): send it now rather than idle
+   * until the wait ends. A lane waiting on another destination could have added more later; that
+   * costs a smaller request, never a stall.
+   */
+  #nothingMoreComing(): void {
+    if (this.starting || this.#waiting < this.#active) return;
+    // Queued lanes about to start in free slots may still join.
+    if (this.queued() > 0 && this.#active < this.#engine.app.concurrency) return;
+    for (const d of this.#dispatchers.values()) d.flushWaiting();
+  }
+
   runLane(indexes: readonly number[]): Promise<void> {
-    return new Promise<void>((finish) => {
+    this.#active++;
+    return new Promise<void>((resolve) => {
+      const finish = (): void => {
+        this.#active--;
+        resolve();
+        this.#nothingMoreComing();
+      };
       let n = 0;
       const settle = (status: RecordStatus): boolean => {
         this.statuses[indexes[n] as number] = status;
@@ -161,9 +193,12 @@ class Run {
           const run = this.#engine.runsPossible && n + 1 < indexes.length ? this.#collectRun(indexes, n) : undefined;
           if (run) {
             this.#deliverRun(run, (statuses) => {
+              this.#waiting--;
               for (const status of statuses) if (!settle(status)) return finish();
               advance();
             });
+            this.#waiting++;
+            this.#nothingMoreComing();
             return;
           }
           let sync: RecordStatus | undefined;
@@ -173,11 +208,14 @@ class Run {
               sync = status;
               return;
             }
+            this.#waiting--;
             if (settle(status)) advance();
             else finish();
           });
           if (sync === undefined) {
             waiting = true;
+            this.#waiting++;
+            this.#nothingMoreComing();
             return;
           }
           if (!settle(sync)) return finish();
@@ -538,8 +576,10 @@ export class Engine {
     const run = new Run(this, records, early, options);
 
     const queue = new PQueue({ concurrency: this.app.concurrency });
+    run.queued = () => queue.size;
     for (const indexes of lanes.values()) void queue.add(() => run.runLane(indexes));
     for (const indexes of unkeyed) void queue.add(() => run.runLane(indexes));
+    run.started();
     await queue.onIdle();
 
     const counts: Record<RecordStatus, number> = { delivered: 0, 'dead-lettered': 0, unrouted: 0, skipped: 0, blocked: 0, unfinished: 0 };

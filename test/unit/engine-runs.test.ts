@@ -111,39 +111,62 @@ describe('Engine runs to destinations that keep the order of a request', () => {
 });
 
 describe('Engine with a destination that waits for fuller requests (maxWaitMs)', () => {
-  it('holds a request that is not full for maxWaitMs, then sends it', async () => {
-    // Prepare
+  it('sends a waiting request as soon as every lane waits, instead of idling out maxWaitMs', async () => {
+    // Prepare: three items, two changes each, and a destination willing to wait a minute.
     const clock = new FakeClock();
-    const sink = new MemorySink({ preservesOrderWithinRequest: true, maxRecords: 100, maxWaitMs: 1000 });
+    const sink = new MemorySink({ preservesOrderWithinRequest: true, maxRecords: 100, maxWaitMs: 60_000 });
     const { engine } = setup(sink, { clock });
     const start = clock.now();
 
     // Act
-    await engine.process(changes(3, 2));
+    const outcome = await engine.process(changes(3, 2));
 
-    // Assess
+    // Assess: one request with every change, and no time spent waiting.
+    expect(outcome.counts.delivered).toBe(6);
     expect(sink.requests).toHaveLength(1);
-    expect(clock.now() - start).toBe(1000);
+    expect(clock.now() - start).toBe(0);
   });
 
-  it('sends at once when the request fills up, and cuts the wait short at the deadline', async () => {
+  it('sends at once when the request fills up', async () => {
     // Prepare
     const clock = new FakeClock();
     const full = new MemorySink({ name: 'full', maxRecords: 2, maxWaitMs: 1000 });
-    const late = new MemorySink({ name: 'late', maxRecords: 100, maxWaitMs: 60_000 });
-    const a = setup(full, { clock });
-    const b = setup(late, { clock });
+    const { engine } = setup(full, { clock });
     const start = clock.now();
 
     // Act
-    await a.engine.process(changes(2, 1));
-    const afterFull = clock.now();
-    const outcome = await b.engine.process(changes(2, 1), { deadline: clock.now() + 300 });
+    await engine.process(changes(2, 1));
 
     // Assess
-    expect(afterFull - start).toBe(0);
+    expect(clock.now() - start).toBe(0);
     expect(full.requests).toHaveLength(1);
-    expect(clock.now() - afterFull).toBe(300);
-    expect(outcome.counts.delivered).toBe(2);
+  });
+
+  it('waits while a lane is still working towards the request, at most maxWaitMs, and never past the deadline', async () => {
+    // Prepare: a dispatcher with a one-minute wait and a lane that never parks (the deadline ends it).
+    const clock = new FakeClock();
+    const sent: number[] = [];
+    const { Dispatcher } = await import('../../src/core/dispatcher.js');
+    const d = new Dispatcher<number>({
+      name: 'waiting',
+      maxRecords: 10,
+      maxBytes: Infinity,
+      sizeOf: () => 0,
+      send: async (entries) => {
+        sent.push(clock.now());
+        return entries.map(() => undefined).flatMap(() => []);
+      },
+      signal: new AbortController().signal,
+      maxWaitMs: 60_000,
+      clock,
+      deadline: clock.now() + 300,
+    });
+    const start = clock.now();
+
+    // Act
+    await new Promise<void>((resolve) => d.submit(1, () => resolve()));
+
+    // Assess: the request left when the deadline cut the wait short.
+    expect(sent).toEqual([start + 300]);
   });
 });

@@ -1,0 +1,104 @@
+import type { S3Client, ServerSideEncryption } from '@aws-sdk/client-s3';
+import type { ChangeEvent } from '../../events.js';
+import type { Sink } from '../../ports.js';
+
+/**
+ * When an object is cut. The engine fills one request up to `maxRecords` and `maxBytes`, or sends
+ * it after `maxAgeMs`, whichever comes first; each request becomes one object per partition it
+ * touches (usually one).
+ */
+export interface S3ExportRollover {
+  /**
+   * Most lines in one object (the sink's `limits.maxRecords`).
+   * @default 10_000
+   */
+  readonly maxRecords?: number;
+  /**
+   * Most bytes of uncompressed NDJSON in one object (the sink's `limits.maxBytes`). A single line
+   * larger than this cannot be written: the engine fails that event PERMANENT (`OversizedEventError`).
+   * @default 67_108_864 (64 MiB)
+   */
+  readonly maxBytes?: number;
+  /**
+   * How long a request that is not full waits for more events before it is written (the sink's
+   * `limits.maxWaitMs`). The lanes whose events wait are held too, and the Lambda deadline cuts the
+   * wait short. 0 writes at the end of the current turn of the event loop.
+   * @default 60_000
+   */
+  readonly maxAgeMs?: number;
+}
+
+/** Options of {@link s3Export}. Only `bucket` is required. */
+export interface S3ExportOptions<E = ChangeEvent> {
+  /**
+   * The bucket to write to: its name (at least 3 characters) or an access point ARN. The writer
+   * needs `s3:PutObject` (and the multipart actions) on `<bucket>/<prefix>*`. Required.
+   */
+  readonly bucket: string;
+  /**
+   * Prepended to every key: `''` or a path ending in `/`. Objects go to
+   * `<prefix>table=<table>/dt=YYYY-MM-DD/hr=HH/<name>.ndjson.gz`.
+   * @default 'cdc/'
+   */
+  readonly prefix?: string;
+  /**
+   * Write gzip files (`.ndjson.gz`, `Content-Type: application/gzip`, no `Content-Encoding`), as
+   * Athena, Spark and Glue read them by their extension; `false` writes plain `.ndjson`.
+   * @default true
+   */
+  readonly gzip?: boolean;
+  /** When an object is cut: by lines, by uncompressed bytes and by age. */
+  readonly rollover?: S3ExportRollover;
+  /**
+   * Objects of at least this many bytes (as stored, so compressed when `gzip`) go up as multipart
+   * uploads (`Upload` from `@aws-sdk/lib-storage`, parts of at least 5 MiB); smaller ones with one
+   * PutObject. At least 5 MiB (5_242_880), S3's smallest part.
+   * @default 8_388_608 (8 MiB)
+   */
+  readonly multipartThresholdBytes?: number;
+  /**
+   * Shapes one line. Return an object with `eventID` in it: it is how queries drop duplicates.
+   * @default for a {@link ChangeEvent}, `{ eventID, kind, table, key, newImage, oldImage, changed,
+   * expired, entity, sequenceNumber, shardId, approximateCreationTime, sizeBytes }` (absent values
+   * as `null`, the time as an ISO 8601 string); for anything else (a route's transform output),
+   * the value itself
+   */
+  readonly line?: (event: E) => unknown;
+  /** Unique among the sinks of an app; names the sink in logs and dead letters. @default 's3-export' */
+  readonly name?: string;
+  /**
+   * The client to write with. Give it `maxAttempts: 1`: the engine already retries a failed write
+   * with backoff (one retry owner per hop). `region`, `endpoint` and `forcePathStyle` must not be
+   * given with it; set them on the client.
+   * @default a new `S3Client({ maxAttempts: 1 })` with `region`, `endpoint`, `forcePathStyle` below and the credentials of the environment
+   */
+  readonly client?: S3Client;
+  /** Region of the client built when `client` is not given. @default the region of the environment */
+  readonly region?: string;
+  /** Endpoint of the client built when `client` is not given (an S3-compatible store). @default AWS's endpoint for the region */
+  readonly endpoint?: string;
+  /** Path-style addressing for the client built when `client` is not given. @default false */
+  readonly forcePathStyle?: boolean;
+  /**
+   * Server-side encryption of the objects, sent as `ServerSideEncryption`.
+   * @default the bucket's default encryption
+   */
+  readonly serverSideEncryption?: ServerSideEncryption;
+  /**
+   * The KMS key for `serverSideEncryption: 'aws:kms'` (or `'aws:kms:dsse'`), sent as `SSEKMSKeyId`.
+   * @default the AWS managed key `aws/s3`
+   */
+  readonly kmsKeyId?: string;
+}
+
+/** The sink {@link s3Export} returns: a {@link Sink} with its bucket, prefix and client in sight. */
+export interface S3ExportSink<E = ChangeEvent> extends Sink<E> {
+  readonly bucket: string;
+  readonly prefix: string;
+  /** The client that writes the objects: the one given, or the one the sink built. */
+  readonly client: S3Client;
+  /** Bytes of the event's NDJSON line, newline included, before compression. */
+  sizeOf(event: E): number;
+  /** Resolves at once: the sink holds nothing between requests (see {@link s3Export}). */
+  flush(signal: AbortSignal): Promise<void>;
+}
