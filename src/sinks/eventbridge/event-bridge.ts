@@ -9,6 +9,7 @@ import { claimCheckEnvelope } from '../claim-check.js';
 import { putEventsEntrySize } from './entry-size.js';
 import { classifyPutEventsError } from './error-classes.js';
 import type { EventBridgeSink, EventBridgeSinkOptions } from './types.js';
+import { perEvent } from '../per-event.js';
 
 /** PutEvents takes at most 10 entries a request. */
 const MAX_ENTRIES = 10;
@@ -184,7 +185,6 @@ export const eventBridge = <E = ChangeEvent>(options: EventBridgeSinkOptions<E>)
     });
 
   // sizeOf and send see the same event objects; build each entry (and its JSON) once.
-  const cache = new WeakMap<object, Prepared>();
 
   const build = (event: E): Prepared => {
     const entry: PutEventsRequestEntry = {
@@ -207,15 +207,7 @@ export const eventBridge = <E = ChangeEvent>(options: EventBridgeSinkOptions<E>)
     return { entry, size, claim: { id, size: size - Buffer.byteLength(body, 'utf8') + Buffer.byteLength(envelope, 'utf8') } };
   };
 
-  const prepare = (event: E): Prepared => {
-    if (event === null || typeof event !== 'object') return build(event);
-    let prepared = cache.get(event);
-    if (!prepared) {
-      prepared = build(event);
-      cache.set(event, prepared);
-    }
-    return prepared;
-  };
+  const prepare = perEvent<E, Prepared>(build);
 
   /** Stores the full Detail and returns the entry that points at it. */
   const claimed = async (event: E, prepared: Prepared, claim: Claim, signal: AbortSignal): Promise<PutEventsRequestEntry> => {

@@ -10,6 +10,7 @@ import { OpenSearchRequestError, OversizedDocumentError } from './errors.js';
 import { classifyBulkItem, redactReason } from './item-result.js';
 import type { OpenSearchAwsCredentials, OpenSearchAwsOptions, OpenSearchSink, OpenSearchSinkOptions } from './types.js';
 import { changeVersion, versionDigits } from './version.js';
+import { perEvent } from '../per-event.js';
 
 const DEFAULT_MAX_RECORDS = 1000;
 const DEFAULT_MAX_BYTES = 5 * 1024 * 1024;
@@ -209,16 +210,7 @@ export const openSearch = <T = Item>(options: OpenSearchSinkOptions<T>): OpenSea
     return { action, index, id, lines, size: Buffer.byteLength(lines, 'utf8') };
   };
 
-  const cache = new WeakMap<object, Prepared>();
-  const prepare = (event: ChangeEvent<T>): Prepared => {
-    if (!isObject(event)) return build(event);
-    let prepared = cache.get(event);
-    if (!prepared) {
-      prepared = build(event);
-      cache.set(event, prepared);
-    }
-    return prepared;
-  };
+  const prepare = perEvent<ChangeEvent<T>, Prepared>(build);
 
   const requestError = (error: unknown, actions: number, bytes: number): OpenSearchRequestError => {
     const status = isObject(error) && typeof error['statusCode'] === 'number' ? error['statusCode'] : undefined;

@@ -10,6 +10,7 @@ import { toJson } from '../../serialize.js';
 import { contentName, defaultLine, exportPositionOf, isChangeEvent, partitionPath, positionedName, tableOf } from './export-layout.js';
 import type { ExportPosition } from './export-layout.js';
 import type { S3ExportOptions, S3ExportSink } from './export-types.js';
+import { perEvent } from '../per-event.js';
 
 const gzip = promisify(gzipCallback);
 
@@ -156,7 +157,6 @@ export const s3Export = <E = ChangeEvent>(options: S3ExportOptions<E>): S3Export
     maxWaitMs: options.rollover?.maxAgeMs ?? DEFAULT_MAX_AGE_MS,
   };
 
-  const cache = new WeakMap<object, Prepared>();
 
   const build = (event: E): Prepared => {
     let text: string;
@@ -170,15 +170,7 @@ export const s3Export = <E = ChangeEvent>(options: S3ExportOptions<E>): S3Export
     return { text, bytes: Buffer.byteLength(text, 'utf8'), position: exportPositionOf(event) };
   };
 
-  const prepare = (event: E): Prepared => {
-    if (event === null || typeof event !== 'object') return build(event);
-    let prepared = cache.get(event);
-    if (!prepared) {
-      prepared = build(event);
-      cache.set(event, prepared);
-    }
-    return prepared;
-  };
+  const prepare = perEvent<E, Prepared>(build);
 
   /** Writes one object; resolves once S3 has stored it. */
   const write = async (group: Group, signal: AbortSignal): Promise<void> => {
