@@ -33,7 +33,7 @@ export {
 export type { FailureClass } from './errors.js';
 export type { ClaimCheckPointer, ClaimCheckStore, Clock, DeadLetter, DeadLetterError, DeadLetterQueue, Logger, ProgressKey, ProgressStore, Sink, SinkFailure } from './ports.js';
 export { Engine, isDone } from './core/engine.js';
-export type { BatchOutcome, EngineOptions, ProcessOptions, RecordStatus } from './core/engine.js';
+export type { BatchOutcome, EngineObserver, EngineOptions, ProcessOptions, RecordStatus } from './core/engine.js';
 export { systemClock } from './core/clock.js';
 export { consoleSink } from './sinks/console/index.js';
 export type { ConsoleSinkOptions } from './sinks/console/index.js';

@@ -55,6 +55,18 @@ export interface ProcessOptions {
   readonly signal?: AbortSignal;
 }
 
+/** Hooks for metrics. Called synchronously on the hot path: keep them to counter increments. */
+export interface EngineObserver {
+  /** `count` entries acknowledged by `sink`. */
+  delivered?(sink: string, count: number): void;
+  /** A record handed to the dead-letter queue; `sink` is absent when it failed before routing. */
+  deadLettered?(sink: string | undefined): void;
+  /** An entry to `sink` retried after a failure of the given class. */
+  retried?(sink: string, failure: FailureClass): void;
+  /** A batch finished. */
+  batch?(outcome: BatchOutcome, durationMs: number): void;
+}
+
 /** Dependencies of the engine: all injectable, so tests control time and randomness. */
 export interface EngineOptions {
   readonly app: App;
@@ -62,6 +74,8 @@ export interface EngineOptions {
   readonly clock: Clock;
   /** Source of jitter in [0, 1). @default Math.random */
   readonly random?: () => number;
+  /** Metrics hooks. @default none */
+  readonly observer?: EngineObserver;
 }
 
 interface Target {
@@ -356,6 +370,8 @@ class Run {
     for (const [sink, g] of groups) {
       this.#dispatcher(sink).submitGroup(g.payloads, g.sizes, (errors) => {
         const at = errors.findIndex((e) => e !== undefined);
+        // Entries after a failure are sent again later, and counted then.
+        this.#engine.observer?.delivered?.(sink.name, at < 0 ? errors.length : at);
         if (at >= 0) failures.set(sink, { owner: g.owners[at] as number, error: errors[at] });
         if (--open === 0) settled();
       });
@@ -404,7 +420,10 @@ class Run {
   /** Sends to one sink with retries; hands the record to the DLQ when that fails for good. */
   #deliver(raw: unknown, position: StreamPosition, target: Target, done: Done<Delivery>, attempt = 1, first = this.#engine.clock.now()): void {
     this.#dispatcher(target.route.sink).submit(target.payload, (error) => {
-      if (error === undefined) return done('delivered');
+      if (error === undefined) {
+        this.#engine.observer?.delivered?.(target.route.sink.name, 1);
+        return done('delivered');
+      }
       this.#afterFailure(raw, position, target, error, attempt, first).then((next) => {
         if (next === 'retry') this.#deliver(raw, position, target, done, attempt + 1, first);
         else done(next);
@@ -420,6 +439,7 @@ class Run {
     }
     if (!(await this.#backoff(attempt, failure, { err: describeError(error), sink: target.route.sink.name, position }))) return 'unfinished';
     this.retries++;
+    this.#engine.observer?.retried?.(target.route.sink.name, failure);
     return 'retry';
   }
 
@@ -471,6 +491,7 @@ class Run {
       const dlqError = await new Promise<unknown>((resolve) => dlq.submit(letter, resolve));
       if (dlqError === undefined) {
         logger.warn(log, 'record dead-lettered');
+        this.#engine.observer?.deadLettered?.(sink);
         return 'dead-lettered';
       }
       const dlqFailure = classify(dlqError);
@@ -495,6 +516,7 @@ export class Engine {
   readonly logger: Logger;
   readonly clock: Clock;
   readonly random: () => number;
+  readonly observer: EngineObserver | undefined;
   readonly entityByName: ReadonlyMap<string, Entity<unknown>>;
   /** Some route leads to a destination that keeps the order of a request, so lanes may send runs. */
   readonly runsPossible: boolean;
@@ -505,6 +527,7 @@ export class Engine {
     this.logger = options.logger;
     this.clock = options.clock;
     this.random = options.random ?? Math.random;
+    this.observer = options.observer;
     this.entityByName = new Map(options.app.entities.map((e) => [e.name, e]));
     this.runsPossible = options.app.routes.some((r) => r.sink.preservesOrderWithinRequest);
   }
@@ -539,6 +562,7 @@ export class Engine {
    * checkpoint(outcome.watermark);
    */
   async process(records: readonly unknown[], options: ProcessOptions = {}): Promise<BatchOutcome> {
+    const started = this.clock.now();
     const lanes = new Map<string, number[]>();
     const unkeyed: number[][] = [];
     const early = new Map<number, Early>();
@@ -588,6 +612,8 @@ export class Engine {
       counts[s]++;
       if (watermark < 0 && !isDone(s)) watermark = i;
     });
-    return { statuses: run.statuses, watermark: watermark < 0 ? records.length : watermark, counts, retries: run.retries };
+    const outcome = { statuses: run.statuses, watermark: watermark < 0 ? records.length : watermark, counts, retries: run.retries };
+    this.observer?.batch?.(outcome, this.clock.now() - started);
+    return outcome;
   }
 }

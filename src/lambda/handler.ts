@@ -1,6 +1,7 @@
 import type { App } from '../app.js';
 import { systemClock } from '../core/clock.js';
 import { Engine, isDone } from '../core/engine.js';
+import type { EngineObserver } from '../core/engine.js';
 import { describeError } from '../errors.js';
 import type { RawStreamRecord } from '../events.js';
 import { createLogger } from '../observability/logger.js';
@@ -36,6 +37,8 @@ export interface StreamHandlerOptions {
   readonly clock?: Clock;
   /** @default Math.random */
   readonly random?: () => number;
+  /** Metrics hooks (records delivered and dead-lettered per sink, retries, batch durations). */
+  readonly observer?: EngineObserver;
   /**
    * Stop starting new work (records, retries) when this little time is left, and report the rest
    * as unfinished instead of timing out. In-flight requests are aborted at half of it.
@@ -61,7 +64,7 @@ const sequenceOf = (record: unknown): string => {
 export const createStreamHandler = (app: App, options: StreamHandlerOptions = {}) => {
   const logger = options.logger ?? createLogger();
   const clock = options.clock ?? systemClock;
-  const engine = new Engine({ app, logger, clock, ...(options.random ? { random: options.random } : {}) });
+  const engine = new Engine({ app, logger, clock, ...(options.random ? { random: options.random } : {}), ...(options.observer ? { observer: options.observer } : {}) });
 
   return async (event: StreamEventLike, context: LambdaContextLike): Promise<BatchResponse> => {
     const records = event.Records ?? [];

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { App } from '../app.js';
 import { systemClock } from '../core/clock.js';
 import { Engine } from '../core/engine.js';
+import type { EngineObserver } from '../core/engine.js';
 import { ConfigError, describeError } from '../errors.js';
 import { createLogger } from '../observability/logger.js';
 import type { Clock, Logger } from '../ports.js';
@@ -52,6 +53,8 @@ export interface WorkerOptions {
   readonly drainTimeoutMs?: number;
   /** Sequence numbers done above the checkpoint kept per lease (skipped when re-read). @default 1000 */
   readonly maxDoneAbove?: number;
+  /** Metrics hooks of the engine. @default none */
+  readonly observer?: EngineObserver;
 }
 
 /** One shard as `status()` reports it. */
@@ -112,7 +115,7 @@ const positive = (field: string, value: number | undefined, fallback: number): n
 export class Worker {
   readonly workerId: string;
   readonly counters: WorkerCounters = { records: 0, delivered: 0, deadLettered: 0, trimmedGaps: 0, iteratorRenewals: 0, leasesTaken: 0, leasesLost: 0, leasesReleased: 0 };
-  readonly #o: Required<Omit<WorkerOptions, 'logger' | 'clock' | 'workerId'>> & { coordinationIntervalMs: number };
+  readonly #o: Required<Omit<WorkerOptions, 'logger' | 'clock' | 'workerId' | 'observer'>> & { coordinationIntervalMs: number };
   readonly #log: Logger;
   readonly #clock: Clock;
   readonly #engine: Engine;
@@ -160,7 +163,7 @@ export class Worker {
     this.workerId = options.workerId ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
     this.#clock = options.clock ?? systemClock;
     this.#log = (options.logger ?? createLogger()).child({ workerId: this.workerId });
-    this.#engine = new Engine({ app: options.app, logger: this.#log, clock: this.#clock });
+    this.#engine = new Engine({ app: options.app, logger: this.#log, clock: this.#clock, ...(options.observer ? { observer: options.observer } : {}) });
   }
 
   /** Starts coordinating and reading; resolves after the first coordination round. */
@@ -335,7 +338,9 @@ export class Worker {
     for (const l of open) if (l.owner && l.owner !== this.workerId && !this.#expired(l)) liveOwners.add(l.owner);
     const target = Math.ceil(open.length / liveOwners.size);
     let mine = this.#held.size;
-    const free = open.filter((l) => !this.#held.has(l.shardId) && (!l.owner || (l.owner !== this.workerId && this.#expired(l))));
+    // A lease under this worker's own id that it does not hold is a previous incarnation's (a
+    // restart with a fixed workerId): it expires like any other, or nobody would ever take it.
+    const free = open.filter((l) => !this.#held.has(l.shardId) && (!l.owner || this.#expired(l)));
     // Free leases first (released or never owned), then expired ones.
     free.sort((a, b) => Number(Boolean(a.owner)) - Number(Boolean(b.owner)));
     for (const lease of free) {
