@@ -69,6 +69,8 @@ export class ShardReader {
   #blockedPauses = 0;
   /** Set after skipping trimmed records: the checkpoint the gap starts after. */
   #gapAfter: string | undefined;
+  /** True once a page with records came back: from then on a trimmed position can mean lost records. */
+  #readRecords = false;
   readonly finished: Promise<void>;
 
   constructor(host: ReaderHost, lease: Lease, startDelayMs = 0) {
@@ -168,6 +170,7 @@ export class ShardReader {
         await this.#sleep(this.#host.pollIntervalMs);
         continue;
       }
+      this.#readRecords = true;
       if (this.#gapAfter !== undefined) {
         this.#log.error({ lostAfter: this.#gapAfter, resumedAt: sequenceOf(records[0]), policy: 'skip' }, 'trimmed records skipped: the records after lostAfter and before resumedAt were never delivered');
         this.#gapAfter = undefined;
@@ -260,6 +263,14 @@ export class ShardReader {
 
   /** The records past the checkpoint were trimmed (24 h retention): fail loudly, or skip and report the gap. */
   async #onTrimmed(): Promise<string | undefined> {
+    if (this.checkpoint === 'TRIM_HORIZON' && !this.#readRecords) {
+      // Nothing read yet, and the start is the oldest record kept anyway: a new TRIM_HORIZON
+      // iterator skips nothing. (DynamoDB Local fails an iterator taken while the shard was empty
+      // once the first record arrives, as its sequence numbers are shared by all tables.)
+      this.#log.info({}, 'TRIM_HORIZON iterator refused before any record was read; taking a new one');
+      await this.#sleep(this.#host.pollIntervalMs);
+      return this.#stopping ? undefined : this.#iterator({ type: 'TRIM_HORIZON' });
+    }
     this.#host.count('trimmedGaps', this.shardId);
     if (this.#host.onTrimmedData === 'fail') {
       this.state = 'failed';
