@@ -21,7 +21,7 @@ export interface StartDynamoDbLocalOptions {
 const JAVA_HINT = 'install a Java runtime (apt-get install -y default-jre-headless)';
 const OUTPUT_TAIL = 4000;
 
-/** Options for a client of DynamoDB Local: any region and credentials work, retries are the test's business. */
+/** Options for a client of DynamoDB Local: it accepts every region and credential; retries are the caller's business. */
 export const localClientConfig = (endpoint: string) => ({
   endpoint,
   region: 'us-east-1',
