@@ -66,6 +66,7 @@ const measureLatency = async (local: DynamoDbLocal) => {
   await createSourceTable(local.client, table);
   const sink = new AckTimesSink();
   const worker: Worker = await runWorker({
+    metricsPort: false,
     app: defineApp({ table, routes: [route('*').to(sink)] }),
     leaseTable: 'bench-latency-leases',
     createLeaseTable: true,

@@ -7,6 +7,7 @@
  * - STREAM_ARN: the stream to read; default the table's latest stream.
  * - AWS_REGION, DYNAMODB_ENDPOINT (for DynamoDB Local), LOG_LEVEL, LOG_IMAGES=true.
  * - POLL_INTERVAL_MS, LEASE_DURATION_MS, INITIAL_POSITION (TRIM_HORIZON | LATEST), ON_TRIMMED_DATA (fail | skip).
+ * - METRICS_PORT: port of GET /metrics and GET /healthz, default 9464; `false` turns them off.
  */
 import app from '../dynamo-cdc.config.js';
 import { createLogger } from '../src/index.js';
@@ -26,5 +27,6 @@ await runWorker({
   ...(num('LEASE_DURATION_MS') ? { leaseDurationMs: num('LEASE_DURATION_MS') } : {}),
   ...(env['INITIAL_POSITION'] ? { initialPosition: env['INITIAL_POSITION'] as 'TRIM_HORIZON' | 'LATEST' } : {}),
   ...(env['ON_TRIMMED_DATA'] ? { onTrimmedData: env['ON_TRIMMED_DATA'] as 'fail' | 'skip' } : {}),
+  ...(env['METRICS_PORT'] ? { metricsPort: env['METRICS_PORT'] === 'false' ? false : Number(env['METRICS_PORT']) } : {}),
   logger: createLogger({ logImages: env['LOG_IMAGES'] === 'true' }),
 });

@@ -42,3 +42,5 @@ export type { FileSinkOptions, FileDeadLetterQueueOptions } from './sinks/file/i
 export { createLogger } from './observability/logger.js';
 export type { CreateLoggerOptions } from './observability/logger.js';
 export { toJson } from './serialize.js';
+export { combineObservers, createWorkerMetrics, emfObserver, livenessDetails, startMetricsServer } from './observability/index.js';
+export type { EmfObserverOptions, MetricsServer, MetricsServerOptions, MetricsWorker, WorkerMetrics, WorkerMetricsOptions } from './observability/index.js';

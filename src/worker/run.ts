@@ -2,7 +2,10 @@ import { DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import type { App } from '../app.js';
 import { ConfigError, describeError } from '../errors.js';
+import { startMetricsServer } from '../observability/http-server.js';
+import type { MetricsServer } from '../observability/http-server.js';
 import { createLogger } from '../observability/logger.js';
+import { combineObservers, createWorkerMetrics, livenessDetails } from '../observability/metrics.js';
 import type { Logger } from '../ports.js';
 import { dynamoDbLeaseStore, ensureLeaseTable } from './dynamodb-lease-store.js';
 import { dynamoDbStreamsApi } from './dynamodb-streams-api.js';
@@ -24,6 +27,22 @@ export interface RunWorkerOptions extends Partial<Omit<WorkerOptions, 'app' | 's
   readonly credentials?: { accessKeyId: string; secretAccessKey: string };
   /** Stop gracefully on SIGTERM and SIGINT, then exit. @default true */
   readonly handleSignals?: boolean;
+  /**
+   * Port of the HTTP server with `GET /metrics` (Prometheus) and `GET /healthz`, started once the
+   * worker runs and closed when it stops; `0` picks a free port, `false` runs no server and
+   * collects no metrics. See docs/metrics.md.
+   * @default 9464
+   */
+  readonly metricsPort?: number | false;
+}
+
+/** A worker whose metrics server closes when it stops, whoever stops it. */
+class ServedWorker extends Worker {
+  metricsServer: MetricsServer | undefined;
+
+  override stop(): Promise<void> {
+    return super.stop().finally(() => this.metricsServer?.close());
+  }
 }
 
 /**
@@ -35,6 +54,10 @@ export interface RunWorkerOptions extends Partial<Omit<WorkerOptions, 'app' | 's
  */
 export const runWorker = async (options: RunWorkerOptions): Promise<Worker> => {
   const logger: Logger = options.logger ?? createLogger();
+  const metricsPort = options.metricsPort ?? 9464;
+  if (metricsPort !== false && (!Number.isInteger(metricsPort) || metricsPort < 0 || metricsPort > 65_535)) {
+    throw new ConfigError('metricsPort', `must be an integer from 0 to 65535 (0 picks a free port), or false for no metrics server, got \`${String(metricsPort)}\`.`);
+  }
   const clientConfig = {
     ...(options.region ? { region: options.region } : {}),
     ...(options.endpoint ? { endpoint: options.endpoint } : {}),
@@ -57,16 +80,31 @@ export const runWorker = async (options: RunWorkerOptions): Promise<Worker> => {
     if (!streamArn) throw new ConfigError('table', `\`${options.app.table}\` has no stream. Enable a stream with view type NEW_AND_OLD_IMAGES (or NEW_IMAGE).`);
   }
 
-  const { app, leaseTable: _t, createLeaseTable: _c, region: _r, endpoint: _e, credentials: _k, handleSignals, ...tuning } = options;
-  const worker = new Worker({
+  const { app, leaseTable: _t, createLeaseTable: _c, region: _r, endpoint: _e, credentials: _k, handleSignals, metricsPort: _m, observer: own, ...tuning } = options;
+  const metrics = metricsPort === false ? undefined : createWorkerMetrics();
+  const observer = metrics && own ? combineObservers(own, metrics.observer) : (metrics?.observer ?? own);
+  const worker = new ServedWorker({
     ...tuning,
     app,
     logger,
     streamArn,
     streams: dynamoDbStreamsApi({ client: streamsClient }),
     leases: dynamoDbLeaseStore({ tableName: options.leaseTable, client: dynamo }),
+    ...(observer ? { observer } : {}),
   });
+  metrics?.track(worker);
   await worker.start();
+  if (metrics && metricsPort !== false) {
+    try {
+      worker.metricsServer = await startMetricsServer({ port: metricsPort, registry: metrics.registry, isLive: () => worker.isLive(), notLiveDetails: () => livenessDetails(worker) });
+    } catch (error) {
+      await worker.stop();
+      dynamo.destroy();
+      streamsClient.destroy();
+      throw error;
+    }
+    logger.info({ port: worker.metricsServer.port }, 'metrics server listening: GET /metrics, GET /healthz');
+  }
   if (handleSignals ?? true) {
     const stop = (signal: string) => {
       logger.info({ signal }, 'signal received; stopping gracefully');

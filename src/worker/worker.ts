@@ -213,6 +213,7 @@ export class Worker {
    */
   isLive(staleAfterMs = Math.max(10_000, 3 * this.#o.pollIntervalMs)): boolean {
     const now = this.#clock.now();
+    if (this.#stopping) return false;
     if (this.#lastCoordinationAt === undefined || now - this.#lastCoordinationAt > 2 * this.#o.coordinationIntervalMs + 5000) return false;
     for (const { reader } of this.#held.values()) {
       if (reader.state === 'failed') return false;
