@@ -1,39 +1,72 @@
 /**
- * The embedded demo: DynamoDB Local, the TaskApp table with a stream, a realistic workload, and the
- * Lambda shape of dynamo-cdc driven as Lambda's event source mapping drives it, with flaky sinks,
- * a poison item and re-deliveries. No AWS account needed. The last line is machine-readable:
+ * `dynamo-cdc demo` (and `npm run demo`): the whole pipeline on this machine, no AWS account.
+ *
+ * DynamoDB Local and s3rver start in this process's care; the TaskApp table (users and their tasks,
+ * from DynamoDB's getting-started lab) gets a stream of new and old images; a worker leases its
+ * shard and routes typed events to an S3 data-lake export, NDJSON files and the console while a
+ * realistic workload runs against the table. Once every change is delivered or dead-lettered the
+ * worker stops gracefully, the outputs are read back and checked against the stream, and the last
+ * line on stdout is machine-readable:
  *   {"demo":"ok","changes":N,"delivered":N,"deadLettered":N}
  *
- * Usage: npm run demo [-- --tasks-per-user N --users N --out DIR]
+ * Usage: npm run demo [-- --users N --tasks-per-user N --out DIR]
  */
-import { rm, readFile } from 'node:fs/promises';
+import { realpathSync } from 'node:fs';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { Writable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { ConditionalCheckFailedException, DeleteItemCommand, DescribeTableCommand, PutItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import { gunzipSync } from 'node:zlib';
+import { ConditionalCheckFailedException, CreateTableCommand, DeleteItemCommand, DescribeTableCommand, PutItemCommand, ScanCommand, UpdateItemCommand, waitUntilTableExists } from '@aws-sdk/client-dynamodb';
+import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
-import { CreateTableCommand, waitUntilTableExists } from '@aws-sdk/client-dynamodb';
-import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { marshall } from '@aws-sdk/util-dynamodb';
 import { z } from 'zod';
-import { consoleSink, defineApp, entity, fileDeadLetterQueue, fileSink, route, systemClock } from '../index.js';
-import type { Sink } from '../index.js';
-import { createStreamHandler, dynamoDbProgressStore, progressTableDefinition } from '../lambda/index.js';
-import { startDynamoDbLocal, localClientConfig } from '../local/dynamodb-local.js';
+import { consoleSink, createLogger, defineApp, entity, fileDeadLetterQueue, fileSink, route } from '../index.js';
+import type { App, EngineObserver, Sink } from '../index.js';
+import { localClientConfig, startDynamoDbLocal } from '../local/dynamodb-local.js';
+import type { DynamoDbLocal } from '../local/dynamodb-local.js';
 import { readWholeStream } from '../local/read-stream.js';
-import { createLogger } from '../observability/logger.js';
-import { simulateEventSourceMapping } from '../testing/event-source-mapping.js';
+import { startS3rver } from '../local/s3rver.js';
+import type { LocalS3 } from '../local/s3rver.js';
+import { s3Export } from '../sinks/s3/index.js';
 import { throttlingError } from '../testing/sinks.js';
+import { Worker, dynamoDbLeaseStore, dynamoDbStreamsApi, ensureLeaseTable } from '../worker/index.js';
 
-const { values: flags } = parseArgs({
-  options: {
-    users: { type: 'string', default: '4' },
-    'tasks-per-user': { type: 'string', default: '6' },
-    out: { type: 'string', default: 'out/demo' },
-    'batch-size': { type: 'string', default: '25' },
-  },
-});
-const USERS = Number(flags.users);
-const TASKS = Number(flags['tasks-per-user']);
-const OUT = flags.out as string;
-const say = (line: string) => process.stderr.write(`${line}\n`);
+/** Where the demo writes: stdout gets the last JSON line only, stderr everything a person reads. */
+export interface DemoIo {
+  readonly stdout: NodeJS.WritableStream;
+  readonly stderr: NodeJS.WritableStream;
+}
+
+const TABLE = 'TaskApp';
+const LEASE_TABLE = 'dynamo-cdc-demo-leases';
+const BUCKET = 'taskapp-lake';
+const PREFIX = 'cdc/';
+const PROGRESS_EVERY_MS = 500;
+const CATCH_UP_TIMEOUT_MS = 60_000;
+const DAY_S = 24 * 60 * 60;
+
+const USAGE = `Usage: dynamo-cdc demo [options]   (or: npm run demo -- [options])
+
+Runs dynamo-cdc end to end on this machine: DynamoDB Local (needs Java) and s3rver, the TaskApp
+table with a stream, a workload of users and tasks, and a worker delivering every change to an S3
+export, NDJSON files and the console. Ends with a summary on stderr and one JSON line on stdout.
+
+Options:
+  --users N            users to create (default 4)
+  --tasks-per-user N   tasks per user (default 6)
+  --batch-size N       records per GetRecords call of the worker (default 1000)
+  --out DIR            where the files and the downloaded S3 export go (default out/demo)
+  --help               show this help
+`;
+
+// ---------------------------------------------------------------------------------------------
+// The app: typed entities and routes, as a user of dynamo-cdc writes them.
 
 const TaskSchema = z.object({
   PK: z.string(),
@@ -42,28 +75,81 @@ const TaskSchema = z.object({
   Title: z.string(),
   Status: z.enum(['OPEN', 'IN_PROGRESS', 'DONE']),
   Version: z.number().int(),
+  /** Epoch seconds: DynamoDB's time to live deletes the task after this. */
   ExpiresAt: z.number().optional(),
 });
-const Task = entity('Task', { key: { PK: 'USER#', SK: 'TASK#' }, schema: TaskSchema });
-const User = entity('User', { key: { PK: 'USER#', SK: 'PROFILE' } });
+const UserSchema = z.object({ PK: z.string(), SK: z.literal('PROFILE'), UserId: z.string(), Name: z.string() });
 
-/** Fails the first try of every fifth request with a throttle, as a busy destination does. */
-const flaky = <E>(inner: Sink<E>): Sink<E> => {
+const Task = entity('Task', { key: { PK: 'USER#', SK: 'TASK#' }, schema: TaskSchema });
+const User = entity('User', { key: { PK: 'USER#', SK: 'PROFILE' }, schema: UserSchema });
+
+/** Fails every fifth request with a throttle, as a busy destination does, so retries show; the retry is a new request. */
+const flaky = <E>(inner: Sink<E>, onThrottle: () => void): Sink<E> => {
   let requests = 0;
   return {
     ...inner,
     send: async (events, signal) => {
       requests++;
-      if (requests % 5 === 0) throw throttlingError();
+      if (requests % 5 === 0) {
+        onThrottle();
+        throw throttlingError();
+      }
       return inner.send(events, signal);
     },
   };
 };
 
-const createTaskApp = async (client: DynamoDBClient) => {
+/** A Writable for `consoleSink` that prefixes each line and forwards it to `target`. */
+const prefixedLines = (target: NodeJS.WritableStream, prefix: string): Writable =>
+  new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      const text = chunk.toString('utf8').replace(/^(?=.)/gm, prefix);
+      target.write(text, (error) => done(error ?? null));
+    },
+  });
+
+interface Paths {
+  readonly changes: string;
+  readonly taskStatus: string;
+  readonly deadLetters: string;
+  readonly s3: string;
+}
+
+const buildApp = (paths: Paths, s3: S3Client, stderr: NodeJS.WritableStream, onThrottle: () => void): App =>
+  defineApp({
+    table: TABLE,
+    routes: [
+      // Status changes, as domain events.
+      route(Task)
+        .on('modify')
+        .when((e) => e.changed.includes('Status'))
+        .transform((e) => ({
+          type: `Task.${e.newImage.Status}`,
+          taskId: e.newImage.TaskId,
+          from: e.oldImage?.Status,
+          version: e.newImage.Version,
+          eventID: e.eventID,
+          at: new Date(e.meta.approximateCreationTime).toISOString(),
+        }))
+        .to(fileSink({ name: 'task-status', path: paths.taskStatus })),
+      // Every change to the data lake: gzip NDJSON under Hive partitions; short objects for a short demo.
+      route('*').to(s3Export({ bucket: BUCKET, prefix: PREFIX, client: s3, rollover: { maxAgeMs: 500 } })),
+      // Every change, as it is, to a file; this destination throttles now and then.
+      route('*').to(flaky(fileSink({ name: 'all-changes', path: paths.changes }), onThrottle)),
+      // A short line per user change, to watch.
+      route(User).to(consoleSink({ name: 'console', format: 'summary', stream: prefixedLines(stderr, '  [console] ') })),
+    ],
+    retry: { maxAttempts: 6, baseDelayMs: 50, maxDelayMs: 1000, throttlingBaseDelayMs: 200 },
+    deadLetter: fileDeadLetterQueue({ path: paths.deadLetters }),
+  });
+
+// ---------------------------------------------------------------------------------------------
+// The table and the workload.
+
+const createTaskApp = async (client: DynamoDBClient): Promise<string> => {
   await client.send(
     new CreateTableCommand({
-      TableName: 'TaskApp',
+      TableName: TABLE,
       BillingMode: 'PAY_PER_REQUEST',
       KeySchema: [
         { AttributeName: 'PK', KeyType: 'HASH' },
@@ -76,120 +162,457 @@ const createTaskApp = async (client: DynamoDBClient) => {
       StreamSpecification: { StreamEnabled: true, StreamViewType: 'NEW_AND_OLD_IMAGES' },
     }),
   );
-  await waitUntilTableExists({ client, maxWaitTime: 30, minDelay: 1, maxDelay: 1 }, { TableName: 'TaskApp' });
-  const { Table } = await client.send(new DescribeTableCommand({ TableName: 'TaskApp' }));
-  return Table?.LatestStreamArn as string;
+  // No UpdateTimeToLive here: DynamoDB Local's own sweeper runs at moments of its choosing and
+  // writes its deletes with an event name the SDK does not know; the workload expires items itself.
+  await waitUntilTableExists({ client, maxWaitTime: 30, minDelay: 1, maxDelay: 1 }, { TableName: TABLE });
+  const { Table } = await client.send(new DescribeTableCommand({ TableName: TABLE }));
+  if (!Table?.LatestStreamArn) throw new Error(`table ${TABLE} was created without a stream`);
+  return Table.LatestStreamArn;
 };
 
-/** Users, their tasks, status changes under optimistic locking (some lose the race), deletes. Returns the changes made. */
-const workload = async (client: DynamoDBClient) => {
-  let changes = 0;
-  let conflicts = 0;
-  const put = async (item: Record<string, unknown>) => {
-    await client.send(new PutItemCommand({ TableName: 'TaskApp', Item: Object.fromEntries(Object.entries(item).map(([k, v]) => [k, typeof v === 'number' ? { N: String(v) } : { S: String(v) }])) }));
-    changes++;
+/** What the workload did so far; the progress line reads it while the workload runs. */
+interface Tally {
+  /** Writes that changed an item, so one stream record each. */
+  changes: number;
+  /** When each of those writes was acknowledged, in order (epoch ms). */
+  readonly writtenAt: number[];
+  /** Updates refused by optimistic locking: no change, so no stream record. */
+  conflicts: number;
+  /** Tasks deleted because their `ExpiresAt` passed. */
+  expired: number;
+}
+
+const nowSeconds = () => Math.floor(Date.now() / 1000);
+
+/**
+ * Users and their tasks; status changes under optimistic locking on `Version` where some stale
+ * writers lose; deletes; one item that breaks the Task schema; and the deletes of expired tasks.
+ */
+const runWorkload = async (client: DynamoDBClient, size: { users: number; tasks: number }, tally: Tally, signal: AbortSignal): Promise<void> => {
+  const changed = () => {
+    tally.changes++;
+    tally.writtenAt.push(Date.now());
   };
-  const setStatus = async (user: number, task: number, status: string, expected: number) => {
+  const put = async (item: Record<string, unknown>) => {
+    signal.throwIfAborted();
+    await client.send(new PutItemCommand({ TableName: TABLE, Item: marshall(item, { removeUndefinedValues: true }) }));
+    changed();
+  };
+  const setStatus = async (user: number, task: number, status: string, expectedVersion: number) => {
+    signal.throwIfAborted();
     try {
       await client.send(
         new UpdateItemCommand({
-          TableName: 'TaskApp',
+          TableName: TABLE,
           Key: { PK: { S: `USER#${user}` }, SK: { S: `TASK#${task}` } },
-          UpdateExpression: 'SET #s = :s, Version = :next',
+          UpdateExpression: 'SET #status = :status, Version = :next',
           ConditionExpression: 'Version = :expected',
-          ExpressionAttributeNames: { '#s': 'Status' },
-          ExpressionAttributeValues: { ':s': { S: status }, ':next': { N: String(expected + 1) }, ':expected': { N: String(expected) } },
+          ExpressionAttributeNames: { '#status': 'Status' },
+          ExpressionAttributeValues: { ':status': { S: status }, ':next': { N: String(expectedVersion + 1) }, ':expected': { N: String(expectedVersion) } },
         }),
       );
-      changes++;
+      changed();
     } catch (error) {
       if (!(error instanceof ConditionalCheckFailedException)) throw error;
-      conflicts++; // a stale writer lost: no change, so nothing in the stream
+      tally.conflicts++;
     }
   };
-  for (let u = 0; u < USERS; u++) {
+
+  // Every fourth task (from the second) is a reminder that lapses a second after it is created;
+  // every fourth (from the fourth) lives a week. The others never expire.
+  let lastExpiry = 0;
+  const expiryOf = (task: number): number | undefined => {
+    if (task % 4 === 1) return (lastExpiry = nowSeconds() + 1);
+    if (task % 4 === 3) return nowSeconds() + 7 * DAY_S;
+    return undefined;
+  };
+  for (let u = 0; u < size.users; u++) {
     await put({ PK: `USER#${u}`, SK: 'PROFILE', UserId: `${u}`, Name: `User ${u}` });
-    for (let t = 0; t < TASKS; t++) await put({ PK: `USER#${u}`, SK: `TASK#${t}`, TaskId: `${u}-${t}`, Title: `Task ${t} of user ${u}`, Status: 'OPEN', Version: 1 });
+    for (let t = 0; t < size.tasks; t++) {
+      await put({ PK: `USER#${u}`, SK: `TASK#${t}`, TaskId: `${u}-${t}`, Title: `Task ${t} of user ${u}`, Status: 'OPEN', Version: 1, ExpiresAt: expiryOf(t) });
+    }
   }
-  for (let u = 0; u < USERS; u++) {
-    for (let t = 0; t < TASKS; t++) {
+  for (let u = 0; u < size.users; u++) {
+    for (let t = 0; t < size.tasks; t++) {
       await setStatus(u, t, 'IN_PROGRESS', 1);
-      if (t % 3 === 0) await setStatus(u, t, 'DONE', 1); // stale: expects Version 1 again
+      if (t % 3 === 0) await setStatus(u, t, 'DONE', 1); // a stale writer: it read Version 1 before the change above
       await setStatus(u, t, 'DONE', 2);
     }
   }
-  for (let u = 0; u < USERS; u++) {
-    await client.send(new DeleteItemCommand({ TableName: 'TaskApp', Key: { PK: { S: `USER#${u}` }, SK: { S: 'TASK#0' } } }));
-    changes++;
+  for (let u = 0; u < size.users; u++) {
+    signal.throwIfAborted();
+    await client.send(new DeleteItemCommand({ TableName: TABLE, Key: { PK: { S: `USER#${u}` }, SK: { S: 'TASK#0' } } }));
+    changed();
   }
   // One item that breaks the Task schema: it must reach the dead-letter queue, not stop the rest.
   await put({ PK: 'USER#0', SK: 'TASK#bad', TaskId: 'bad', Title: 'Archived by an old client', Status: 'ARCHIVED', Version: 1 });
-  return { changes, conflicts };
+
+  // Time-to-live expiry. On AWS, with TTL enabled on `ExpiresAt`, DynamoDB's own TTL process deletes
+  // these items some time after they expire; their stream records carry the DynamoDB service as
+  // userIdentity, and dynamo-cdc marks them `expired: true`. DynamoDB Local does not run that process
+  // on demand, so the demo makes the same deletes itself, conditional on the expiry as the TTL
+  // process's are. They are ordinary deletes in the stream (`expired: false`): the demo does not fake
+  // the service's identity.
+  const wait = (lastExpiry + 1) * 1000 - Date.now();
+  if (wait > 0) await sleep(wait, undefined, { signal });
+  const now = { ':now': { N: String(nowSeconds()) } };
+  let startKey: Record<string, AttributeValue> | undefined;
+  do {
+    signal.throwIfAborted();
+    const page = await client.send(
+      new ScanCommand({ TableName: TABLE, FilterExpression: 'ExpiresAt < :now', ExpressionAttributeValues: now, ProjectionExpression: 'PK, SK', ExclusiveStartKey: startKey }),
+    );
+    for (const key of page.Items ?? []) {
+      try {
+        await client.send(new DeleteItemCommand({ TableName: TABLE, Key: key, ConditionExpression: 'ExpiresAt < :now', ExpressionAttributeValues: now }));
+        changed();
+        tally.expired++;
+      } catch (error) {
+        if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      }
+    }
+    startKey = page.LastEvaluatedKey;
+  } while (startKey);
 };
 
-const countLines = async (path: string) => {
+// ---------------------------------------------------------------------------------------------
+// Reading the results back.
+
+type Line = Record<string, unknown>;
+
+const readLines = async (path: string): Promise<Line[]> => {
+  let text: string;
   try {
-    return (await readFile(path, 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
-  } catch {
-    return [];
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw error;
   }
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as Line);
 };
 
-const main = async () => {
-  await rm(OUT, { recursive: true, force: true });
-  say('starting DynamoDB Local ...');
-  const local = await startDynamoDbLocal();
+const eventIdOf = (line: unknown): string | undefined => {
+  const id = (line as { eventID?: unknown } | null | undefined)?.eventID;
+  return typeof id === 'string' ? id : undefined;
+};
+
+const idsOf = (lines: readonly unknown[]): Set<string> => new Set(lines.map(eventIdOf).filter((id): id is string => id !== undefined));
+
+/** Lists the export's objects, downloads each into `directory`, and returns their lines. */
+const downloadExport = async (client: S3Client, directory: string): Promise<{ objects: number; lines: Line[] }> => {
+  const lines: Line[] = [];
+  let objects = 0;
+  let token: string | undefined;
+  do {
+    const page = await client.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: PREFIX, ContinuationToken: token }));
+    for (const { Key: key } of page.Contents ?? []) {
+      if (!key) continue;
+      const { Body } = await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));
+      if (!Body) throw new Error(`s3://${BUCKET}/${key} has no body`);
+      const stored = Buffer.from(await Body.transformToByteArray());
+      const file = join(directory, BUCKET, ...key.split('/'));
+      await mkdir(dirname(file), { recursive: true });
+      await writeFile(file, stored);
+      const text = (key.endsWith('.gz') ? gunzipSync(stored) : stored).toString('utf8');
+      for (const line of text.split('\n')) if (line) lines.push(JSON.parse(line) as Line);
+      objects++;
+    }
+    token = page.NextContinuationToken;
+  } while (token);
+  return { objects, lines };
+};
+
+// ---------------------------------------------------------------------------------------------
+// The command.
+
+interface Options {
+  readonly users: number;
+  readonly tasks: number;
+  readonly batchSize: number;
+  readonly out: string;
+}
+
+class UsageError extends Error {}
+
+const integerFlag = (name: string, value: string | undefined, fallback: number, max: number): number => {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1 || n > max) {
+    throw new UsageError(`Expected \`--${name}\` to be an integer from 1 to ${max}, got \`${value}\`.`);
+  }
+  return n;
+};
+
+const parseOptions = (argv: string[]): Options | 'help' => {
+  let values;
   try {
-    const streamArn = await createTaskApp(local.client);
-    await local.client.send(new CreateTableCommand(progressTableDefinition('dynamo-cdc-progress')));
-    say('writing the TaskApp workload ...');
-    const { changes, conflicts } = await workload(local.client);
-    say(`  ${changes} changes written, ${conflicts} stale updates rejected by optimistic locking`);
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        users: { type: 'string' },
+        'tasks-per-user': { type: 'string' },
+        'batch-size': { type: 'string' },
+        out: { type: 'string', default: 'out/demo' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    }));
+  } catch (error) {
+    throw new UsageError(error instanceof Error ? error.message : String(error));
+  }
+  if (values.help) return 'help';
+  if (values.out.trim() === '') throw new UsageError('Expected `--out` to be a directory, got an empty string.');
+  return {
+    users: integerFlag('users', values.users, 4, 10_000),
+    tasks: integerFlag('tasks-per-user', values['tasks-per-user'], 6, 10_000),
+    batchSize: integerFlag('batch-size', values['batch-size'], 1000, 1000),
+    out: values.out,
+  };
+};
 
-    const streams = new DynamoDBStreamsClient(localClientConfig(local.endpoint));
-    const records = await readWholeStream(streams, streamArn, changes);
-    streams.destroy();
-    say(`  ${records.length} records in the stream`);
+const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
-    const app = defineApp({
-      table: 'TaskApp',
-      routes: [
-        route(Task)
-          .on('modify')
-          .when((e) => e.changed.includes('Status'))
-          .transform((e) => ({ type: `Task.${e.newImage.Status}`, taskId: e.newImage.TaskId, version: e.newImage.Version, eventID: e.eventID }))
-          .to(flaky(fileSink({ name: 'task-status', path: `${OUT}/task-status.ndjson` }))),
-        route('*').to(flaky(fileSink({ name: 'all-changes', path: `${OUT}/changes.ndjson` }))),
-        route(User).to(consoleSink({ name: 'console', format: 'summary', stream: process.stderr })),
-      ],
-      retry: { maxAttempts: 4, baseDelayMs: 20, maxDelayMs: 200 },
-      deadLetter: fileDeadLetterQueue({ path: `${OUT}/dead-letters.ndjson` }),
-    });
-    const handler = createStreamHandler(app, {
-      logger: createLogger({ level: process.env['LOG_LEVEL'] ?? 'error' }),
-      progressStore: dynamoDbProgressStore({ tableName: 'dynamo-cdc-progress', client: local.client }),
-    });
-    say('delivering through the Lambda handler, batch by batch ...');
-    const { invocations } = await simulateEventSourceMapping({ records, handler, clock: systemClock, batchSize: Number(flags['batch-size']) });
-    for (const i of invocations) say(`  batch of ${String(i.size).padStart(3)} from #${String(i.from).padStart(3)}: ${i.result} in ${i.durationMs} ms`);
-
-    const delivered = new Set((await countLines(`${OUT}/changes.ndjson`)).map((l) => l['eventID']));
-    const letters = await countLines(`${OUT}/dead-letters.ndjson`);
-    const statusEvents = await countLines(`${OUT}/task-status.ndjson`);
+/**
+ * Runs the demo and resolves with the process exit code: 0 when every change written was
+ * delivered (to the all-changes file and the S3 export) or dead-lettered, 1 otherwise, 2 for bad
+ * arguments, 130 when interrupted. Progress and the summary go to `io.stderr`; `io.stdout` gets
+ * one JSON line, `{"demo":"ok"|"failed","changes":N,"delivered":N,"deadLettered":N}`.
+ *
+ * @example
+ * process.exitCode = await demoCommand(['--users', '2'], process);
+ */
+export async function demoCommand(argv: string[], io: DemoIo): Promise<number> {
+  const say = (line: string) => void io.stderr.write(`${line}\n`);
+  let options: Options;
+  try {
+    const parsed = parseOptions(argv);
+    if (parsed === 'help') {
+      io.stdout.write(USAGE);
+      return 0;
+    }
+    options = parsed;
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    say(error.message);
     say('');
-    say(`changes written        ${changes}`);
-    say(`delivered (all-changes) ${delivered.size}  -> ${OUT}/changes.ndjson`);
-    say(`status events           ${statusEvents.length}  -> ${OUT}/task-status.ndjson`);
-    say(`dead-lettered           ${letters.length}  -> ${OUT}/dead-letters.ndjson`);
-    for (const l of letters) say(`  ${(l['error'] as { name: string }).name}: ${(l['error'] as { message: string }).message}`);
-    // Every change is accounted for: delivered, or dead-lettered with its record.
-    const lettered = new Set(letters.map((l) => (l['record'] as { eventID?: string }).eventID));
-    const ok = records.length === changes && records.every((r) => delivered.has(r.eventID) !== lettered.has(r.eventID));
-    console.log(JSON.stringify({ demo: ok ? 'ok' : 'failed', changes, delivered: delivered.size, deadLettered: letters.length }));
-    if (!ok) process.exitCode = 1;
+    io.stderr.write(USAGE);
+    return 2;
+  }
+
+  const started = Date.now();
+  const paths: Paths = {
+    changes: join(options.out, 'changes.ndjson'),
+    taskStatus: join(options.out, 'task-status.ndjson'),
+    deadLetters: join(options.out, 'dead-letters.ndjson'),
+    s3: join(options.out, 's3'),
+  };
+  const tally: Tally = { changes: 0, writtenAt: [], conflicts: 0, expired: 0 };
+  const result = { changes: 0, delivered: 0, deadLettered: 0 };
+  // Written to stdout once everything is shut down, so that it is the last line of the run.
+  let verdict: { ok: boolean; reason?: string; code: number } = { ok: false, reason: 'did not finish', code: 1 };
+
+  // Ctrl-C stops the run, and everything started is still shut down.
+  const interrupt = new AbortController();
+  const onSignal = () => interrupt.abort(new Error('interrupted'));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+
+  let local: DynamoDbLocal | undefined;
+  let s3: LocalS3 | undefined;
+  let streamsClient: DynamoDBStreamsClient | undefined;
+  let worker: Worker | undefined;
+  let progress: NodeJS.Timeout | undefined;
+  try {
+    // Only the files this demo writes: --out may be a directory that holds other things.
+    await Promise.all(Object.values(paths).map((path) => rm(path, { recursive: true, force: true })));
+
+    say('starting DynamoDB Local and s3rver ...');
+    const [dynamo, lake] = await Promise.allSettled([startDynamoDbLocal(), startS3rver({ buckets: [BUCKET] })]);
+    if (dynamo.status === 'fulfilled') local = dynamo.value;
+    if (lake.status === 'fulfilled') s3 = lake.value;
+    if (dynamo.status === 'rejected') throw dynamo.reason;
+    if (lake.status === 'rejected') throw lake.reason;
+    const db = dynamo.value;
+    const lakeS3 = lake.value;
+    say(`  DynamoDB Local and s3rver (bucket ${BUCKET}) answer, in ${seconds(Date.now() - started)}`);
+
+    const streamArn = await createTaskApp(db.client);
+    await ensureLeaseTable({ client: db.client, tableName: LEASE_TABLE, create: true });
+    say(`  table ${TABLE} with a stream of new and old images; lease table ${LEASE_TABLE}`);
+
+    // What each sink acknowledged and the entries retried, as the engine reports them.
+    const acked = new Map<string, number>();
+    let retries = 0;
+    let throttles = 0;
+    const observer: EngineObserver = {
+      delivered: (sink, count) => void acked.set(sink, (acked.get(sink) ?? 0) + count),
+      retried: () => void retries++,
+    };
+    streamsClient = new DynamoDBStreamsClient(localClientConfig(db.endpoint));
+    worker = new Worker({
+      app: buildApp(paths, lakeS3.client, io.stderr, () => void throttles++),
+      streamArn,
+      streams: dynamoDbStreamsApi({ client: streamsClient }),
+      leases: dynamoDbLeaseStore({ tableName: LEASE_TABLE, client: db.client }),
+      pollIntervalMs: 100,
+      leaseDurationMs: 3000,
+      maxRecordsPerRead: options.batchSize,
+      observer,
+      logger: createLogger({ level: process.env['LOG_LEVEL'] ?? 'error', destination: io.stderr }),
+    });
+    await worker.start();
+    say(`worker ${worker.workerId.split(':').at(-1) ?? ''} started; it reads shard ${worker.ownedShards.join(', ') || '(none yet)'}`);
+
+    // Progress: what the worker finished against what the workload wrote, and the lag: how long
+    // the oldest change not yet done has been written. The worker's own measure, the shard's
+    // iterator age (status().iteratorAgeMs), is the one to watch on AWS, where change times have
+    // whole seconds; DynamoDB Local stamps them to the minute, so here it would read up to 60 s.
+    let maxLagMs = 0;
+    let lastLine = '';
+    const running = worker;
+    const lagNow = (): number => {
+      const { delivered, deadLettered } = running.counters;
+      const oldest = tally.writtenAt[delivered + deadLettered];
+      const lag = oldest === undefined ? 0 : Math.max(0, Date.now() - oldest);
+      maxLagMs = Math.max(maxLagMs, lag);
+      return lag;
+    };
+    const tick = () => {
+      const lag = lagNow();
+      const c = running.counters;
+      const line = `  delivered ${c.delivered}/${tally.changes} · dead-lettered ${c.deadLettered} · throttled ${throttles} · lag ${seconds(lag)}`;
+      if (line !== lastLine) say(line);
+      lastLine = line;
+    };
+    progress = setInterval(tick, PROGRESS_EVERY_MS);
+
+    say(`writing the workload: ${options.users} users with ${options.tasks} tasks each ...`);
+    const workloadStarted = Date.now();
+    await runWorkload(db.client, { users: options.users, tasks: options.tasks }, tally, interrupt.signal);
+    result.changes = tally.changes;
+    say(
+      `  ${tally.changes} changes written in ${seconds(Date.now() - workloadStarted)}: ${tally.conflicts} stale updates rejected by optimistic locking (no stream record), ${tally.expired} expired tasks deleted`,
+    );
+
+    say('waiting for the worker to catch up ...');
+    const deadline = Date.now() + CATCH_UP_TIMEOUT_MS;
+    let caughtUp = false;
+    while (!interrupt.signal.aborted) {
+      const c = worker.counters;
+      if (c.delivered + c.deadLettered >= tally.changes) {
+        caughtUp = true;
+        break;
+      }
+      const failed = worker.status().find((s) => s.state === 'failed');
+      if (failed) throw new Error(`the worker's reader of shard ${failed.shardId} failed; run with LOG_LEVEL=warn to see why`);
+      if (Date.now() >= deadline) break;
+      lagNow();
+      await sleep(50);
+    }
+    clearInterval(progress);
+    tick();
+    if (interrupt.signal.aborted) throw interrupt.signal.reason;
+    if (!caughtUp) {
+      const c = worker.counters;
+      say(`timed out after ${seconds(CATCH_UP_TIMEOUT_MS)}: ${c.delivered + c.deadLettered} of ${tally.changes} changes accounted for. Run with LOG_LEVEL=warn to see why.`);
+    }
+
+    say('stopping the worker: drain, checkpoint, release the lease ...');
+    await worker.stop();
+    say(`  stopped; ${worker.counters.leasesReleased} lease released`);
+
+    // Read back everything and account for each stream record by its eventID. The stream is read
+    // for one record more than expected, so an unexpected extra record would show.
+    say('reading back the stream, the files and the S3 export ...');
+    const stream = idsOf(await readWholeStream(streamsClient, streamArn, tally.changes + 1));
+    const allChanges = await readLines(paths.changes);
+    const statusEvents = await readLines(paths.taskStatus);
+    const letters = await readLines(paths.deadLetters);
+    const exported = await downloadExport(lakeS3.client, paths.s3);
+    const inFile = idsOf(allChanges);
+    const inLake = idsOf(exported.lines);
+    const lettered = idsOf(letters.map((l) => l['record']));
+
+    let delivered = 0;
+    let deadLettered = 0;
+    const unaccounted: string[] = [];
+    for (const id of stream) {
+      const sent = inFile.has(id) && inLake.has(id);
+      const dead = lettered.has(id);
+      if (sent && !dead) delivered++;
+      else if (dead && !inFile.has(id) && !inLake.has(id)) deadLettered++;
+      else unaccounted.push(id);
+    }
+    const strangers = [...new Set([...inFile, ...inLake, ...lettered])].filter((id) => !stream.has(id));
+    Object.assign(result, { delivered, deadLettered });
+    const ok = caughtUp && stream.size === tally.changes && unaccounted.length === 0 && strangers.length === 0;
+
+    const row = (label: string, value: number | string, where = '') => say(`  ${label.padEnd(24)} ${String(value).padStart(6)}  ${where}`.trimEnd());
+    say('');
+    say('summary');
+    row('changes written', tally.changes, `${stream.size} records in the stream`);
+    row('delivered', delivered, 'to the all-changes file and the S3 export');
+    row('  all-changes file', inFile.size, `${allChanges.length} lines -> ${paths.changes}`);
+    row('  S3 export', inLake.size, `${exported.lines.length} lines in ${exported.objects} objects -> s3://${BUCKET}/${PREFIX} (copied to ${paths.s3})`);
+    row('  task-status events', statusEvents.length, `-> ${paths.taskStatus}`);
+    row('  console (users)', acked.get('console') ?? 0, 'lines on stderr');
+    row('dead-lettered', deadLettered, `-> ${paths.deadLetters}`);
+    for (const l of letters) {
+      const error = l['error'] as { name?: string; message?: string } | undefined;
+      say(`    ${eventIdOf(l['record']) ?? '?'}: ${error?.name ?? 'Error'}: ${error?.message ?? ''}`);
+    }
+    row('throttled requests', throttles, `of the all-changes file, ${retries} entries retried`);
+    row('stale updates rejected', tally.conflicts, 'by optimistic locking on Version');
+    row('max lag seen', seconds(maxLagMs));
+    row('time taken', seconds(Date.now() - started));
+    const some = (ids: readonly string[]) => `${ids.slice(0, 5).join(', ')}${ids.length > 5 ? `, and ${ids.length - 5} more` : ''}`;
+    if (unaccounted.length > 0) say(`  not accounted for exactly once: ${unaccounted.length} records, ${some(unaccounted)}`);
+    if (strangers.length > 0) say(`  in the outputs but not in the stream: ${strangers.length} records, ${some(strangers)}`);
+    if (stream.size !== tally.changes) say(`  the stream holds ${stream.size} records for ${tally.changes} changes written`);
+    say('');
+    verdict = ok ? { ok, code: 0 } : { ok, code: 1, reason: caughtUp ? 'not every change was accounted for exactly once' : 'timed out waiting for the worker' };
+  } catch (error) {
+    const interrupted = interrupt.signal.aborted;
+    const reason = interrupted ? 'interrupted' : error instanceof Error ? error.message : String(error);
+    say(interrupted ? 'interrupted; shutting down' : `demo failed: ${reason}`);
+    result.changes = tally.changes;
+    verdict = { ok: false, reason, code: interrupted ? 130 : 1 };
   } finally {
-    await local.stop();
+    clearInterval(progress);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    // Each step runs even when one before it fails, so nothing is left running.
+    const steps: [string, (() => Promise<void>) | undefined][] = [
+      ['the worker', worker ? () => (worker as Worker).stop() : undefined],
+      ['the streams client', streamsClient ? async () => streamsClient?.destroy() : undefined],
+      ['s3rver', s3?.stop],
+      ['DynamoDB Local', local?.stop],
+    ];
+    for (const [name, step] of steps) {
+      try {
+        await step?.();
+      } catch (error) {
+        say(`stopping ${name} failed: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    }
+    if (local || s3) say('DynamoDB Local and s3rver stopped');
+  }
+  io.stdout.write(`${JSON.stringify({ demo: verdict.ok ? 'ok' : 'failed', ...result, ...(verdict.reason ? { reason: verdict.reason } : {}) })}\n`);
+  return verdict.code;
+}
+
+const isEntryPoint = (): boolean => {
+  const script = process.argv[1];
+  if (!script) return false;
+  try {
+    return import.meta.url === pathToFileURL(realpathSync(script)).href;
+  } catch {
+    return false;
   }
 };
 
-await main();
+if (isEntryPoint()) process.exitCode = await demoCommand(process.argv.slice(2), process);

@@ -1,11 +1,18 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { gunzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 
 const run = promisify(execFile);
+
+const eventIds = (text: string): string[] =>
+  text
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => (JSON.parse(line) as { eventID: string }).eventID);
 
 describe('npm run demo', () => {
   const dirs: string[] = [];
@@ -13,17 +20,43 @@ describe('npm run demo', () => {
     for (const d of dirs) await rm(d, { recursive: true, force: true });
   });
 
-  it('runs end to end on DynamoDB Local and accounts for every change', async () => {
+  it('runs the worker end to end on DynamoDB Local and s3rver and accounts for every change', async () => {
     // Prepare
     const out = await mkdtemp(join(tmpdir(), 'dynamo-cdc-demo-'));
     dirs.push(out);
 
     // Act: as a user would, in a child process, with a small workload.
-    const { stdout } = await run('npx', ['tsx', 'src/cli/demo.ts', '--users', '2', '--tasks-per-user', '3', '--out', out], { timeout: 90_000 });
+    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', 'src/cli/demo.ts', '--users', '2', '--tasks-per-user', '3', '--out', out], {
+      timeout: 80_000,
+      env: { ...process.env, LOG_LEVEL: 'error' },
+    });
 
-    // Assess: the last line is the machine-readable summary.
-    const last = JSON.parse(stdout.trim().split('\n').at(-1) as string) as Record<string, unknown>;
-    expect(last).toMatchObject({ demo: 'ok', deadLettered: 1 });
+    // Assess: the last line is the machine-readable summary. Per user: a profile and 3 tasks
+    // created, 6 status changes (1 stale writer refused), 1 delete and 1 expired task deleted,
+    // so 12; plus the one item that breaks the Task schema.
+    const last = JSON.parse(stdout.trim().split('\n').at(-1) as string) as Record<string, number | string>;
+    expect(last).toEqual({ demo: 'ok', changes: 25, delivered: 24, deadLettered: 1 });
     expect(Number(last['delivered']) + Number(last['deadLettered'])).toBe(last['changes']);
-  }, 120_000);
+    expect(stderr).toMatch(/summary/);
+
+    // Every delivered change is in the all-changes file ...
+    const inFile = new Set(eventIds(await readFile(join(out, 'changes.ndjson'), 'utf8')));
+    expect(inFile.size).toBe(24);
+
+    // ... and in the S3 export, downloaded under --out, in Hive partitions of gzip NDJSON.
+    const exportRoot = join(out, 's3', 'taskapp-lake');
+    const objects = (await readdir(exportRoot, { recursive: true })).filter((f) => f.endsWith('.ndjson.gz'));
+    expect(objects.length).toBeGreaterThan(0);
+    for (const key of objects) expect(key.split(/[\\/]/).slice(0, 4).join('/')).toMatch(/^cdc\/table=TaskApp\/dt=\d{4}-\d{2}-\d{2}\/hr=\d{2}$/);
+    const inLake = new Set<string>();
+    for (const key of objects) for (const id of eventIds(gunzipSync(await readFile(join(exportRoot, key))).toString('utf8'))) inLake.add(id);
+    expect([...inLake].sort()).toEqual([...inFile].sort());
+
+    // The item that breaks its schema is the one dead letter; status changes became domain events.
+    const letters = (await readFile(join(out, 'dead-letters.ndjson'), 'utf8')).split('\n').filter(Boolean);
+    expect(letters).toHaveLength(1);
+    expect(JSON.parse(letters[0] as string)).toMatchObject({ error: { name: 'SchemaValidationError' }, record: { dynamodb: { Keys: { SK: { S: 'TASK#bad' } } } } });
+    const statusEvents = new Set(eventIds(await readFile(join(out, 'task-status.ndjson'), 'utf8')));
+    expect(statusEvents.size).toBe(12);
+  }, 90_000);
 });
