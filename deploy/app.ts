@@ -1,0 +1,50 @@
+/**
+ * The CDK app of both shapes. The CDK CLI runs it:
+ *
+ *   npx aws-cdk@2 deploy DynamoCdcLambdaStack --app 'npx tsx deploy/app.ts' -c tableName=TaskApp
+ *
+ * Parameters come from CDK context (`-c name=value`) or DYNAMO_CDC_<NAME> environment variables;
+ * docs/deploy.md lists them. `npm run synth` (deploy/synth.ts) synthesizes offline without the CLI.
+ */
+import { fileURLToPath } from 'node:url';
+import { App } from 'aws-cdk-lib';
+import { DynamoCdcLambdaStack } from './lambda-stack.js';
+import { readDeployParams } from './params.js';
+import type { DeployParams } from './params.js';
+import { DynamoCdcWorkerStack } from './worker-stack.js';
+
+/** The two stacks of the app, for one table. */
+export interface DynamoCdcStacks {
+  readonly lambda: DynamoCdcLambdaStack;
+  readonly worker: DynamoCdcWorkerStack;
+}
+
+/** Adds `<stackPrefix>LambdaStack` and `<stackPrefix>WorkerStack` to `app`. Deploy the one you run. */
+export const addDynamoCdcStacks = (app: App, params: DeployParams): DynamoCdcStacks => {
+  const env = {
+    ...(params.account ? { account: params.account } : {}),
+    ...(params.region ? { region: params.region } : {}),
+  };
+  return {
+    lambda: new DynamoCdcLambdaStack(app, `${params.stackPrefix}LambdaStack`, {
+      params,
+      env,
+      description: `dynamo-cdc, Lambda shape: the stream handler for table ${params.tableName}`,
+    }),
+    worker: new DynamoCdcWorkerStack(app, `${params.stackPrefix}WorkerStack`, {
+      params,
+      env,
+      description: `dynamo-cdc, worker shape: ECS Fargate workers for table ${params.tableName}`,
+    }),
+  };
+};
+
+/** Builds the app from its context and the environment. */
+export const createDynamoCdcApp = (app: App = new App(), env: NodeJS.ProcessEnv = process.env): { app: App; stacks: DynamoCdcStacks } => {
+  const params = readDeployParams((name) => app.node.tryGetContext(name), env);
+  return { app, stacks: addDynamoCdcStacks(app, params) };
+};
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  createDynamoCdcApp().app.synth();
+}
