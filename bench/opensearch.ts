@@ -21,6 +21,7 @@ import type { ChangeEvent } from '../src/index.js';
 import { openSearch } from '../src/sinks/opensearch/index.js';
 import { silentLogger, streamRecords } from '../src/testing/index.js';
 import { systemClock } from '../src/core/clock.js';
+import { minimumRequests } from './minimum-requests.js';
 
 const EVENTS = 10_000;
 
@@ -40,22 +41,6 @@ const makeRecords = () => {
   });
 };
 
-/** Fewest requests for these sizes in this order: greedy contiguous cuts are optimal. */
-const minimumRequests = (sizes: readonly number[], maxRecords: number, maxBytes: number): number => {
-  let requests = 0;
-  let count = 0;
-  let bytes = 0;
-  for (const size of sizes) {
-    if (count === 0 || count + 1 > maxRecords || bytes + size > maxBytes) {
-      requests++;
-      count = 0;
-      bytes = 0;
-    }
-    count++;
-    bytes += size;
-  }
-  return requests;
-};
 
 /** A bulk endpoint that answers every action with success and counts the requests and actions. */
 const startServer = async () => {

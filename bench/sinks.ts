@@ -21,6 +21,7 @@ import { measureOpenSearchRequests } from './opensearch.js';
 import { measureS3Export } from './s3-export.js';
 import { silentLogger, streamRecords } from '../src/testing/index.js';
 import { systemClock } from '../src/core/clock.js';
+import { minimumRequests } from './minimum-requests.js';
 
 const EVENTS = 1000;
 
@@ -40,22 +41,6 @@ const makeRecords = () => {
   });
 };
 
-/** Fewest requests for these sizes in this order: greedy contiguous cuts are optimal. */
-const minimumRequests = (sizes: readonly number[], maxRecords: number, maxBytes: number): number => {
-  let requests = 0;
-  let count = 0;
-  let bytes = 0;
-  for (const size of sizes) {
-    if (count === 0 || count + 1 > maxRecords || bytes + size > maxBytes) {
-      requests++;
-      count = 0;
-      bytes = 0;
-    }
-    count++;
-    bytes += size;
-  }
-  return requests;
-};
 
 const measure = async (sink: Sink<ChangeEvent>, calls: () => number, records: ReturnType<typeof makeRecords>) => {
   const events = records.map((r) => decodeRecord(r));

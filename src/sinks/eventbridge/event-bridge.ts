@@ -9,7 +9,7 @@ import { claimCheckEnvelope } from '../claim-check.js';
 import { putEventsEntrySize } from './entry-size.js';
 import { classifyPutEventsError } from './error-classes.js';
 import type { EventBridgeSink, EventBridgeSinkOptions } from './types.js';
-import { perEvent } from '../per-event.js';
+import { perEvent, prepareEach } from '../per-event.js';
 
 /** PutEvents takes at most 10 entries a request. */
 const MAX_ENTRIES = 10;
@@ -243,14 +243,7 @@ export const eventBridge = <E = ChangeEvent>(options: EventBridgeSinkOptions<E>)
       const failed: SinkFailure[] = [];
       const entries: (PutEventsRequestEntry | undefined)[] = new Array<PutEventsRequestEntry | undefined>(events.length);
       const claims: Promise<void>[] = [];
-      events.forEach((event, index) => {
-        let prepared: Prepared;
-        try {
-          prepared = prepare(event);
-        } catch (error) {
-          failed.push({ index, error });
-          return;
-        }
+      prepareEach(events, prepare, failed, (prepared, index, event) => {
         if (prepared.size <= maxBytes) entries[index] = prepared.entry;
         else if (!prepared.claim) failed.push({ index, error: new OversizedEventError(name, prepared.size, maxBytes) });
         else {

@@ -10,7 +10,7 @@ import { OpenSearchRequestError, OversizedDocumentError } from './errors.js';
 import { classifyBulkItem, redactReason } from './item-result.js';
 import type { OpenSearchAwsCredentials, OpenSearchAwsOptions, OpenSearchSink, OpenSearchSinkOptions } from './types.js';
 import { changeVersion, versionDigits } from './version.js';
-import { perEvent } from '../per-event.js';
+import { perEvent, prepareEach } from '../per-event.js';
 
 const DEFAULT_MAX_RECORDS = 1000;
 const DEFAULT_MAX_BYTES = 5 * 1024 * 1024;
@@ -266,14 +266,7 @@ export const openSearch = <T = Item>(options: OpenSearchSinkOptions<T>): OpenSea
       const sent: { readonly index: number; readonly prepared: Prepared }[] = [];
       const parts: string[] = [];
       let bytes = 0;
-      events.forEach((event, index) => {
-        let prepared: Prepared;
-        try {
-          prepared = prepare(event);
-        } catch (error) {
-          failed.push({ index, error });
-          return;
-        }
+      prepareEach(events, prepare, failed, (prepared, index) => {
         sent.push({ index, prepared });
         parts.push(prepared.lines);
         bytes += prepared.size;

@@ -10,7 +10,7 @@ import { toJson } from '../../serialize.js';
 import { contentName, defaultLine, exportPositionOf, isChangeEvent, partitionPath, positionedName, tableOf } from './export-layout.js';
 import type { ExportPosition } from './export-layout.js';
 import type { S3ExportOptions, S3ExportSink } from './export-types.js';
-import { perEvent } from '../per-event.js';
+import { perEvent, prepareEach } from '../per-event.js';
 
 const gzip = promisify(gzipCallback);
 
@@ -227,14 +227,7 @@ export const s3Export = <E = ChangeEvent>(options: S3ExportOptions<E>): S3Export
       const groups = new Map<string, Group>();
       // Events without a stream position go to the partition of the time they are written.
       const writtenAt = Date.now();
-      events.forEach((event, index) => {
-        let prepared: Prepared;
-        try {
-          prepared = prepare(event);
-        } catch (error) {
-          failed.push({ index, error });
-          return;
-        }
+      prepareEach(events, prepare, failed, (prepared, index, event) => {
         const { position } = prepared;
         const directory = partitionPath(prefix, position?.table ?? tableOf(event), position?.time ?? writtenAt);
         const id = `${directory}\n${position?.stream ?? ''}`;
