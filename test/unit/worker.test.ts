@@ -183,7 +183,7 @@ describe('Worker', () => {
     await until(() => b.ownedShards.length === 1, 3000);
 
     // Assess: within two lease durations (300 ms each) plus a coordination round.
-    expect(Date.now() - startedAt).toBeLessThan(2 * 300 + 200);
+    expect(Date.now() - startedAt).toBeLessThan(2 * 300 + 500); // two lease durations, plus scheduling slack on a busy machine
     await until(() => new Set(sink.delivered.map((e) => `${keyOf(e)}#${version(e)}`)).size === 6);
   });
 
