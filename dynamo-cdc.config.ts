@@ -1,9 +1,9 @@
 /**
  * The example app: the TaskApp table from DynamoDB's getting-started lab (users and their tasks in
- * one table). `handlers/stream-handler.ts` runs it in Lambda; the demo runs it locally.
+ * one table). `handlers/stream-handler.ts` runs it in Lambda, `handlers/worker.ts` and
+ * `dynamo-cdc run` as a worker.
  */
-import { defineApp, entity, fileDeadLetterQueue, fileSink, route } from './src/index.js';
-import { consoleSink } from './src/index.js';
+import { consoleSink, defineApp, entity, fileDeadLetterQueue, fileSink, route } from './src/index.js';
 
 export type User = { PK: string; SK: 'PROFILE'; UserId: string; Name: string };
 export type Task = { PK: string; SK: string; TaskId: string; Title: string; Status: 'OPEN' | 'IN_PROGRESS' | 'DONE'; Version: number; ExpiresAt?: number };
