@@ -253,8 +253,8 @@ const runWorkload = async (client: DynamoDBClient, size: { users: number; tasks:
   // on demand, so the demo makes the same deletes itself, conditional on the expiry as the TTL
   // process's are. They are ordinary deletes in the stream (`expired: false`): the demo does not fake
   // the service's identity.
-  const wait = (lastExpiry + 1) * 1000 - Date.now();
-  if (wait > 0) await sleep(wait, undefined, { signal });
+  // A timer may fire a millisecond before the wall clock turns the second: wait on the clock itself.
+  while (nowSeconds() <= lastExpiry) await sleep(Math.max(1, (lastExpiry + 1) * 1000 - Date.now()), undefined, { signal });
   const now = { ':now': { N: String(nowSeconds()) } };
   let startKey: Record<string, AttributeValue> | undefined;
   do {
