@@ -28,7 +28,7 @@ import { startDynamoDbLocal } from '../src/local/dynamodb-local.js';
 import type { DynamoDbLocal } from '../src/local/dynamodb-local.js';
 import { dynamoDbLeaseStore, runWorker } from '../src/worker/index.js';
 import type { Worker } from '../src/worker/index.js';
-import { createLeaseTable, createSourceTable } from '../test/support/cdc-tables.js';
+import { createLeaseTable, createSourceTable } from '../src/local/tables.js';
 import { readDeliveries } from '../test/support/deliveries.js';
 import { spawnWorkerProcess } from '../test/support/spawn-worker-process.js';
 import type { WorkerProcess } from '../test/support/spawn-worker-process.js';

@@ -19,7 +19,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { gunzipSync } from 'node:zlib';
-import { ConditionalCheckFailedException, CreateTableCommand, DeleteItemCommand, DescribeTableCommand, PutItemCommand, ScanCommand, UpdateItemCommand, waitUntilTableExists } from '@aws-sdk/client-dynamodb';
+import { ConditionalCheckFailedException, DeleteItemCommand, PutItemCommand, ScanCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
@@ -31,6 +31,7 @@ import type { App, EngineObserver, Sink } from '../index.js';
 import { localClientConfig, startDynamoDbLocal } from '../local/dynamodb-local.js';
 import type { DynamoDbLocal } from '../local/dynamodb-local.js';
 import { readWholeStream } from '../local/read-stream.js';
+import { createSourceTable } from '../local/tables.js';
 import { startS3rver } from '../local/s3rver.js';
 import type { LocalS3 } from '../local/s3rver.js';
 import { s3Export } from '../sinks/s3/index.js';
@@ -146,29 +147,8 @@ const buildApp = (paths: Paths, s3: S3Client, stderr: NodeJS.WritableStream, onT
 // ---------------------------------------------------------------------------------------------
 // The table and the workload.
 
-const createTaskApp = async (client: DynamoDBClient): Promise<string> => {
-  await client.send(
-    new CreateTableCommand({
-      TableName: TABLE,
-      BillingMode: 'PAY_PER_REQUEST',
-      KeySchema: [
-        { AttributeName: 'PK', KeyType: 'HASH' },
-        { AttributeName: 'SK', KeyType: 'RANGE' },
-      ],
-      AttributeDefinitions: [
-        { AttributeName: 'PK', AttributeType: 'S' },
-        { AttributeName: 'SK', AttributeType: 'S' },
-      ],
-      StreamSpecification: { StreamEnabled: true, StreamViewType: 'NEW_AND_OLD_IMAGES' },
-    }),
-  );
-  // No UpdateTimeToLive here: DynamoDB Local's own sweeper runs at moments of its choosing and
-  // writes its deletes with an event name the SDK does not know; the workload expires items itself.
-  await waitUntilTableExists({ client, maxWaitTime: 30, minDelay: 1, maxDelay: 1 }, { TableName: TABLE });
-  const { Table } = await client.send(new DescribeTableCommand({ TableName: TABLE }));
-  if (!Table?.LatestStreamArn) throw new Error(`table ${TABLE} was created without a stream`);
-  return Table.LatestStreamArn;
-};
+// No UpdateTimeToLive on the table: DynamoDB Local's own sweeper runs at moments of its choosing
+// and writes its deletes with an event name the SDK does not know; the workload expires items itself.
 
 /** What the workload did so far; the progress line reads it while the workload runs. */
 interface Tally {
@@ -440,7 +420,7 @@ export async function demoCommand(argv: string[], io: DemoIo): Promise<number> {
     const lakeS3 = lake.value;
     say(`  DynamoDB Local and s3rver (bucket ${BUCKET}) answer, in ${seconds(Date.now() - started)}`);
 
-    const streamArn = await createTaskApp(db.client);
+    const streamArn = await createSourceTable(db.client, TABLE);
     await ensureLeaseTable({ client: db.client, tableName: LEASE_TABLE, create: true });
     say(`  table ${TABLE} with a stream of new and old images; lease table ${LEASE_TABLE}`);
 

@@ -26,7 +26,7 @@ import { DeleteTableCommand, DynamoDBClient, GetItemCommand, UpdateItemCommand }
 import { localClientConfig, startDynamoDbLocal } from '../../src/local/dynamodb-local.js';
 import type { DynamoDbLocal } from '../../src/local/dynamodb-local.js';
 import { dynamoDbLeaseStore } from '../../src/worker/index.js';
-import { createLeaseTable, createSourceTable } from '../support/cdc-tables.js';
+import { createLeaseTable, createSourceTable } from '../../src/local/tables.js';
 import { DeliveryLog } from '../support/deliveries.js';
 import { spawnWorkerProcess } from '../support/spawn-worker-process.js';
 import type { WorkerProcess } from '../support/spawn-worker-process.js';

@@ -25,7 +25,7 @@ import { toJson } from '../../src/serialize.js';
 import { streamRecords } from '../../src/testing/index.js';
 import type { LambdaStreamRecord } from '../../src/testing/index.js';
 import { dynamoDbLeaseStore } from '../../src/worker/index.js';
-import { createLeaseTable, createSourceTable } from '../support/cdc-tables.js';
+import { createLeaseTable, createSourceTable } from '../../src/local/tables.js';
 import { deleteTable, localClient, uniqueTableName } from '../support/dynamo.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));

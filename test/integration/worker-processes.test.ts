@@ -6,7 +6,7 @@ import { PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { dynamoDbLeaseStore } from '../../src/worker/index.js';
 import type { LeaseStore } from '../../src/worker/index.js';
-import { createLeaseTable, createSourceTable } from '../support/cdc-tables.js';
+import { createLeaseTable, createSourceTable } from '../../src/local/tables.js';
 import { readDeliveries } from '../support/deliveries.js';
 import { deleteTable, localClient, uniqueTableName } from '../support/dynamo.js';
 import { spawnWorkerProcess } from '../support/spawn-worker-process.js';

@@ -1,13 +1,13 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CreateTableCommand, DescribeTableCommand, waitUntilTableExists } from '@aws-sdk/client-dynamodb';
-import { leaseTableDefinition } from '../../src/worker/index.js';
+import { leaseTableDefinition } from '../worker/index.js';
 
 const waitActive = (client: DynamoDBClient, tableName: string) =>
   waitUntilTableExists({ client, maxWaitTime: 30, minDelay: 1, maxDelay: 1 }, { TableName: tableName });
 
 /**
- * Creates a source table keyed `PK` (S) / `SK` (S) with a NEW_AND_OLD_IMAGES stream and returns its
- * stream ARN. Works outside vitest too (the chaos run and the benchmarks use it).
+ * Creates a source table keyed `PK` (S) / `SK` (S) with a NEW_AND_OLD_IMAGES stream, waits until it
+ * is active and returns its stream ARN. For DynamoDB Local: the demo, the tests, chaos and benchmarks.
  */
 export const createSourceTable = async (client: DynamoDBClient, tableName: string): Promise<string> => {
   await client.send(
