@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
-import type { S3ClientConfig, ServerSideEncryption } from '@aws-sdk/client-s3';
-import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import type { S3Client, ServerSideEncryption } from '@aws-sdk/client-s3';
+import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { ConfigError } from '../../errors.js';
 import type { ClaimCheckPointer, ClaimCheckStore } from '../../ports.js';
+import { checkS3Connection, s3ClientFor } from './client.js';
 
 /** Options of {@link s3ClaimCheck}. */
 export interface S3ClaimCheckOptions {
@@ -74,7 +75,7 @@ const safeKey = (id: string): string => {
 const shown = (value: unknown): string => `\`${String(value)}\` (${typeof value})`;
 
 const validate = (options: S3ClaimCheckOptions): void => {
-  const { bucket, prefix, client, kmsKeyId, serverSideEncryption } = options;
+  const { bucket, prefix } = options;
   if (typeof bucket !== 'string' || bucket.length < 3) {
     throw new ConfigError(
       's3ClaimCheck.bucket',
@@ -87,24 +88,7 @@ const validate = (options: S3ClaimCheckOptions): void => {
   if (prefix !== undefined && typeof prefix !== 'string') {
     throw new ConfigError('s3ClaimCheck.prefix', `must be a string such as 'claim-check/', got ${shown(prefix)}.`);
   }
-  if (client !== undefined) {
-    for (const field of ['region', 'endpoint', 'forcePathStyle'] as const) {
-      if (options[field] !== undefined) {
-        throw new ConfigError(`s3ClaimCheck.${field}`, `applies only to the client s3ClaimCheck builds, but \`client\` is given too. Set \`${field}\` on that client instead, or drop \`client\`.`);
-      }
-    }
-  }
-  if (kmsKeyId !== undefined && serverSideEncryption !== 'aws:kms' && serverSideEncryption !== 'aws:kms:dsse') {
-    throw new ConfigError('s3ClaimCheck.kmsKeyId', `needs \`serverSideEncryption: 'aws:kms'\` (or 'aws:kms:dsse'), got ${shown(serverSideEncryption)}. Set it, or drop \`kmsKeyId\`.`);
-  }
-};
-
-const buildClient = (options: S3ClaimCheckOptions): S3Client => {
-  const config: S3ClientConfig = { maxAttempts: 1 };
-  if (options.region !== undefined) config.region = options.region;
-  if (options.endpoint !== undefined) config.endpoint = options.endpoint;
-  if (options.forcePathStyle !== undefined) config.forcePathStyle = options.forcePathStyle;
-  return new S3Client(config);
+  checkS3Connection('s3ClaimCheck', options);
 };
 
 /**
@@ -124,7 +108,7 @@ export const s3ClaimCheck = (options: S3ClaimCheckOptions): S3ClaimCheckStore =>
   validate(options);
   const { bucket, serverSideEncryption, kmsKeyId } = options;
   const prefix = options.prefix ?? DEFAULT_PREFIX;
-  const client = options.client ?? buildClient(options);
+  const client = s3ClientFor(options);
 
   return {
     bucket,

@@ -1,7 +1,7 @@
 import { promisify } from 'node:util';
 import { gzip as gzipCallback } from 'node:zlib';
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import type { PutObjectCommandInput, S3ClientConfig } from '@aws-sdk/client-s3';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import type { PutObjectCommandInput } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { ConfigError, PoisonRecordError, describeError } from '../../errors.js';
 import type { ChangeEvent } from '../../events.js';
@@ -11,6 +11,7 @@ import { contentName, defaultLine, exportPositionOf, isChangeEvent, partitionPat
 import type { ExportPosition } from './export-layout.js';
 import type { S3ExportOptions, S3ExportSink } from './export-types.js';
 import { perEvent, prepareEach } from '../per-event.js';
+import { checkS3Connection, s3ClientFor } from './client.js';
 
 const gzip = promisify(gzipCallback);
 
@@ -60,7 +61,7 @@ const validate = <E>(options: S3ExportOptions<E>): void => {
   if (options === null || typeof options !== 'object') {
     throw new ConfigError('s3Export', `must be an options object, got ${show(options)}. Call s3Export({ bucket: 'my-data-lake' }).`);
   }
-  const { bucket, prefix, client, kmsKeyId, serverSideEncryption, rollover } = options;
+  const { bucket, prefix, rollover } = options;
   if (typeof bucket !== 'string' || bucket.length < 3) {
     throw new ConfigError(
       's3Export.bucket',
@@ -85,25 +86,7 @@ const validate = <E>(options: S3ExportOptions<E>): void => {
   if (options.name !== undefined && (typeof options.name !== 'string' || options.name === '')) {
     throw new ConfigError('s3Export.name', `must be a non-empty string, got ${show(options.name)}. Give the sink a name unique among the sinks of the app, or leave it out.`);
   }
-  if (client !== undefined) {
-    for (const field of ['region', 'endpoint', 'forcePathStyle'] as const) {
-      if (options[field] !== undefined) {
-        throw new ConfigError(`s3Export.${field}`, `applies only to the client s3Export builds, but \`client\` is given too. Set \`${field}\` on that client instead, or drop \`client\`.`);
-      }
-    }
-  }
-  if (kmsKeyId !== undefined && serverSideEncryption !== 'aws:kms' && serverSideEncryption !== 'aws:kms:dsse') {
-    throw new ConfigError('s3Export.kmsKeyId', `needs \`serverSideEncryption: 'aws:kms'\` (or 'aws:kms:dsse'), got ${show(serverSideEncryption)}. Set it, or drop \`kmsKeyId\`.`);
-  }
-};
-
-const buildClient = <E>(options: S3ExportOptions<E>): S3Client => {
-  // The engine owns retries: SDK retries on top would multiply attempts and hide throttling from it.
-  const config: S3ClientConfig = { maxAttempts: 1 };
-  if (options.region !== undefined) config.region = options.region;
-  if (options.endpoint !== undefined) config.endpoint = options.endpoint;
-  if (options.forcePathStyle !== undefined) config.forcePathStyle = options.forcePathStyle;
-  return new S3Client(config);
+  checkS3Connection('s3Export', options);
 };
 
 const eventIdOf = (event: unknown): string => {
@@ -150,7 +133,7 @@ export const s3Export = <E = ChangeEvent>(options: S3ExportOptions<E>): S3Export
   const contentType = compress ? 'application/gzip' : 'application/x-ndjson';
   const threshold = options.multipartThresholdBytes ?? DEFAULT_MULTIPART_THRESHOLD;
   const shape = options.line;
-  const client = options.client ?? buildClient(options);
+  const client = s3ClientFor(options);
   const limits = {
     maxRecords: options.rollover?.maxRecords ?? DEFAULT_MAX_RECORDS,
     maxBytes: options.rollover?.maxBytes ?? DEFAULT_MAX_BYTES,
