@@ -1,65 +1,15 @@
-import { createHash, randomUUID } from 'node:crypto';
-import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
-import type { BatchResultErrorEntry, SendMessageBatchCommandInput, SendMessageBatchRequestEntry, SendMessageBatchResult, SendMessageBatchResultEntry } from '@aws-sdk/client-sqs';
-import { mockClient } from 'aws-sdk-client-mock';
-import { afterEach, describe, expect, it } from 'vitest';
+import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
+import { describe, expect, it } from 'vitest';
 import { ConfigError, defineApp, Engine, OversizedEventError, route } from '../../src/index.js';
 import type { ClaimCheckPointer, ClaimCheckStore, DeadLetter } from '../../src/index.js';
 import { DeadLetterRejectedError, OversizedDeadLetterError, sqsDeadLetterQueue } from '../../src/sinks/sqs/index.js';
 import type { SqsDeadLetterQueueOptions } from '../../src/sinks/sqs/index.js';
 import { FakeClock, memoryLogger, MemorySink, permanentError, streamRecords } from '../../src/testing/index.js';
+import { bodyOf, mockedSqs, MiB, nth, sqsAnswer, sqsSize } from '../support/sqs-mock.js';
 
 const DLQ_URL = 'https://sqs.us-east-1.amazonaws.com/123456789012/task-dead-letters';
 const FIFO_DLQ_URL = 'https://sqs.us-east-1.amazonaws.com/123456789012/task-dead-letters.fifo';
-const MiB = 1_048_576;
 
-interface EntryError {
-  readonly Code: string;
-  readonly SenderFault: boolean;
-  readonly Message: string;
-}
-
-const md5 = (s: string) => createHash('md5').update(s, 'utf8').digest('hex');
-
-/** A `SendMessageBatch` result as SQS documents it: every entry in `Successful` or in `Failed`. */
-const sqsAnswer = (input: SendMessageBatchCommandInput, reject: (entry: SendMessageBatchRequestEntry) => EntryError | undefined = () => undefined): SendMessageBatchResult => {
-  const Successful: SendMessageBatchResultEntry[] = [];
-  const Failed: BatchResultErrorEntry[] = [];
-  for (const entry of input.Entries ?? []) {
-    const failure = reject(entry);
-    if (failure) Failed.push({ Id: entry.Id, ...failure });
-    else Successful.push({ Id: entry.Id, MessageId: randomUUID(), MD5OfMessageBody: md5(entry.MessageBody ?? '') });
-  }
-  return { Successful, Failed };
-};
-
-const sqsSize = (entry: SendMessageBatchRequestEntry): number =>
-  Buffer.byteLength(entry.MessageBody ?? '') +
-  Object.entries(entry.MessageAttributes ?? {}).reduce((n, [name, a]) => n + Buffer.byteLength(name) + Buffer.byteLength(a.DataType ?? '') + Buffer.byteLength(a.StringValue ?? ''), 0);
-
-/** Item `i` of a list that must have it. */
-const nth = <T>(items: readonly T[] | undefined, i: number): T => {
-  const item = items?.[i];
-  if (item === undefined) throw new Error(`expected an item at index ${i}`);
-  return item;
-};
-
-const bodyOf = (entry: SendMessageBatchRequestEntry) => JSON.parse(entry.MessageBody ?? 'null') as Record<string, unknown>;
-
-const mocks: { restore(): void }[] = [];
-afterEach(() => {
-  for (const m of mocks.splice(0)) m.restore();
-});
-
-const mockedSqs = (answer: (input: SendMessageBatchCommandInput, call: number) => SendMessageBatchResult = (input) => sqsAnswer(input)) => {
-  const client = new SQSClient({ region: 'us-east-1', maxAttempts: 1 });
-  const mock = mockClient(client);
-  mocks.push(mock);
-  let call = 0;
-  mock.on(SendMessageBatchCommand).callsFake((input: SendMessageBatchCommandInput) => answer(input, call++));
-  const requests = () => mock.commandCalls(SendMessageBatchCommand).map((c) => c.args[0].input.Entries ?? []);
-  return { client, mock, requests };
-};
 
 const SQS_ID = /^[\x21-\x7E]{1,128}$/;
 
@@ -265,9 +215,7 @@ describe('sqsDeadLetterQueue', () => {
 
   it('rejects when SQS fails the whole request', async () => {
     // Prepare
-    const client = new SQSClient({ region: 'us-east-1', maxAttempts: 1 });
-    const mock = mockClient(client);
-    mocks.push(mock);
+    const { client, mock } = mockedSqs();
     mock.on(SendMessageBatchCommand).rejects(Object.assign(new Error('The specified queue does not exist.'), { name: 'QueueDoesNotExist', $fault: 'client', $metadata: { httpStatusCode: 400 } }));
     const dlq = sqsDeadLetterQueue({ queueUrl: DLQ_URL, client });
 

@@ -1,74 +1,23 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
-import type { BatchResultErrorEntry, SendMessageBatchCommandInput, SendMessageBatchRequestEntry, SendMessageBatchResult, SendMessageBatchResultEntry } from '@aws-sdk/client-sqs';
-import { mockClient } from 'aws-sdk-client-mock';
-import { afterEach, describe, expect, it } from 'vitest';
+import type { SendMessageBatchRequestEntry } from '@aws-sdk/client-sqs';
+import { describe, expect, it } from 'vitest';
 import { ConfigError, decodeRecord, defineApp, Engine, entity, EntryFailedError, route, toJson } from '../../src/index.js';
 import type { AppConfig, ChangeEvent, ClaimCheckPointer, ClaimCheckStore, FailureClass } from '../../src/index.js';
 import { sqs, sqsEntryFailureClass, toSqsId } from '../../src/sinks/sqs/index.js';
 import type { SqsSink, SqsSinkOptions } from '../../src/sinks/sqs/index.js';
 import { FakeClock, memoryLogger, MemoryDeadLetterQueue, streamRecords, transientError } from '../../src/testing/index.js';
+import { bodyOf, mockedSqs, MiB, nth, sqsAnswer, sqsSize } from '../support/sqs-mock.js';
 
 const QUEUE_URL = 'https://sqs.us-east-1.amazonaws.com/123456789012/task-changes';
 const FIFO_QUEUE_URL = 'https://sqs.us-east-1.amazonaws.com/123456789012/task-changes.fifo';
-const MiB = 1_048_576;
 
 type Task = { PK: string; SK: string; TaskId: string; Status: string; Version: number; Note?: string };
 const Task = entity<Task>('Task', { key: { PK: 'USER#', SK: 'TASK#' } });
 
 const task = (k: number, version = 1, extra: Partial<Task> = {}): Task => ({ PK: `USER#${k}`, SK: `TASK#${k}`, TaskId: `${k}`, Status: 'OPEN', Version: version, ...extra });
 
-/** What SQS answers for one entry that it rejects. */
-interface EntryError {
-  readonly Code: string;
-  readonly SenderFault: boolean;
-  readonly Message: string;
-}
-
-const md5 = (s: string) => createHash('md5').update(s, 'utf8').digest('hex');
-
-/** A `SendMessageBatch` result as SQS documents it: every entry in `Successful` or in `Failed`. */
-const sqsAnswer = (input: SendMessageBatchCommandInput, reject: (entry: SendMessageBatchRequestEntry) => EntryError | undefined = () => undefined): SendMessageBatchResult => {
-  const Successful: SendMessageBatchResultEntry[] = [];
-  const Failed: BatchResultErrorEntry[] = [];
-  for (const entry of input.Entries ?? []) {
-    const failure = reject(entry);
-    if (failure) Failed.push({ Id: entry.Id, ...failure });
-    else Successful.push({ Id: entry.Id, MessageId: randomUUID(), MD5OfMessageBody: md5(entry.MessageBody ?? ''), ...(entry.MessageGroupId ? { SequenceNumber: '18849496460467696128' } : {}) });
-  }
-  return { Successful, Failed };
-};
-
-/** Size as SQS counts it, computed from what was sent: UTF-8 body, and each attribute's name, type and value. */
-const sqsSize = (entry: SendMessageBatchRequestEntry): number =>
-  Buffer.byteLength(entry.MessageBody ?? '') +
-  Object.entries(entry.MessageAttributes ?? {}).reduce((n, [name, a]) => n + Buffer.byteLength(name) + Buffer.byteLength(a.DataType ?? '') + Buffer.byteLength(a.StringValue ?? ''), 0);
-
-/** Item `i` of a list that must have it. */
-const nth = <T>(items: readonly T[] | undefined, i: number): T => {
-  const item = items?.[i];
-  if (item === undefined) throw new Error(`expected an item at index ${i}`);
-  return item;
-};
-
-const bodyOf = (entry: SendMessageBatchRequestEntry) => JSON.parse(entry.MessageBody ?? 'null') as Record<string, unknown>;
 const eventIdOf = (entry: SendMessageBatchRequestEntry) => String(bodyOf(entry)['eventID']);
-
-const mocks: { restore(): void }[] = [];
-afterEach(() => {
-  for (const m of mocks.splice(0)) m.restore();
-});
-
-/** A client whose SendMessageBatch answers with `answer` (every entry accepted by default). */
-const mockedSqs = (answer: (input: SendMessageBatchCommandInput, call: number) => SendMessageBatchResult = (input) => sqsAnswer(input)) => {
-  const client = new SQSClient({ region: 'us-east-1', maxAttempts: 1 });
-  const mock = mockClient(client);
-  mocks.push(mock);
-  let call = 0;
-  mock.on(SendMessageBatchCommand).callsFake((input: SendMessageBatchCommandInput) => answer(input, call++));
-  const requests = () => mock.commandCalls(SendMessageBatchCommand).map((c) => c.args[0].input.Entries ?? []);
-  return { client, mock, requests };
-};
 
 const setup = (sink: SqsSink, config: Partial<AppConfig> = {}) => {
   const clock = new FakeClock();
@@ -266,9 +215,7 @@ describe('sqs sink', () => {
 
     it('rejects when SQS fails the whole request', async () => {
       // Prepare
-      const client = new SQSClient({ region: 'us-east-1', maxAttempts: 1 });
-      const mock = mockClient(client);
-      mocks.push(mock);
+      const { client, mock } = mockedSqs();
       mock.on(SendMessageBatchCommand).rejects(Object.assign(new Error('Access to the resource is denied.'), { name: 'AccessDenied', $fault: 'client', $metadata: { httpStatusCode: 403 } }));
       const sink = sqs({ queueUrl: QUEUE_URL, client });
 
