@@ -1,12 +1,13 @@
 import { createHash } from 'node:crypto';
-import type { S3Client, ServerSideEncryption } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { ConfigError } from '../../errors.js';
 import type { ClaimCheckPointer, ClaimCheckStore } from '../../ports.js';
 import { checkS3Connection, s3ClientFor } from './client.js';
+import type { S3ConnectionOptions } from './client.js';
 
 /** Options of {@link s3ClaimCheck}. */
-export interface S3ClaimCheckOptions {
+export interface S3ClaimCheckOptions extends S3ConnectionOptions {
   /**
    * The bucket to store oversized payloads in: its name (at least 3 characters), or an access point
    * ARN. The writer needs `s3:PutObject` on `<bucket>/<prefix>*`, readers `s3:GetObject`.
@@ -18,29 +19,6 @@ export interface S3ClaimCheckOptions {
    * @default 'claim-check/'
    */
   readonly prefix?: string;
-  /**
-   * The client to use. Turn its retries off (`maxAttempts: 1`): the engine already retries a
-   * failed delivery with backoff, and one retry owner per hop keeps the attempt count honest.
-   * `region`, `endpoint` and `forcePathStyle` must not be given with it; set them on the client.
-   * @default a new `S3Client({ maxAttempts: 1 })` with `region`, `endpoint`, `forcePathStyle` below and the credentials of the environment
-   */
-  readonly client?: S3Client;
-  /** Region of the client built when `client` is not given. @default the region of the environment */
-  readonly region?: string;
-  /** Endpoint of the client built when `client` is not given (an S3-compatible store). @default AWS's endpoint for the region */
-  readonly endpoint?: string;
-  /** Path-style addressing for the client built when `client` is not given. @default false */
-  readonly forcePathStyle?: boolean;
-  /**
-   * Server-side encryption of the stored objects, passed to PutObject as `ServerSideEncryption`.
-   * @default the bucket's default encryption
-   */
-  readonly serverSideEncryption?: ServerSideEncryption;
-  /**
-   * The KMS key for `serverSideEncryption: 'aws:kms'` (or `'aws:kms:dsse'`), passed as `SSEKMSKeyId`.
-   * @default the AWS managed key `aws/s3`
-   */
-  readonly kmsKeyId?: string;
 }
 
 /** The claim-check store {@link s3ClaimCheck} returns: a {@link ClaimCheckStore} plus what it writes to. */

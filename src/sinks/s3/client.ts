@@ -4,11 +4,28 @@ import { ConfigError } from '../../errors.js';
 
 /** The S3 connection options that `s3Export` and `s3ClaimCheck` share. */
 export interface S3ConnectionOptions {
+  /**
+   * The client to write with. Give it `maxAttempts: 1`: the engine already retries a failed write
+   * with backoff (one retry owner per hop). `region`, `endpoint` and `forcePathStyle` must not be
+   * given with it; set them on the client.
+   * @default a new `S3Client({ maxAttempts: 1 })` with `region`, `endpoint`, `forcePathStyle` below and the credentials of the environment
+   */
   readonly client?: S3Client;
+  /** Region of the client built when `client` is not given. @default the region of the environment */
   readonly region?: string;
+  /** Endpoint of the client built when `client` is not given (an S3-compatible store). @default AWS's endpoint for the region */
   readonly endpoint?: string;
+  /** Path-style addressing for the client built when `client` is not given. @default false */
   readonly forcePathStyle?: boolean;
+  /**
+   * Server-side encryption of the objects, sent to PutObject as `ServerSideEncryption`.
+   * @default the bucket's default encryption
+   */
   readonly serverSideEncryption?: ServerSideEncryption;
+  /**
+   * The KMS key for `serverSideEncryption: 'aws:kms'` (or `'aws:kms:dsse'`), sent as `SSEKMSKeyId`.
+   * @default the AWS managed key `aws/s3`
+   */
   readonly kmsKeyId?: string;
 }
 

@@ -1,6 +1,7 @@
-import type { S3Client, ServerSideEncryption } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import type { ChangeEvent } from '../../events.js';
 import type { Sink } from '../../ports.js';
+import type { S3ConnectionOptions } from './client.js';
 
 /**
  * When an object is cut. The engine fills one request up to `maxRecords` and `maxBytes`, or sends
@@ -29,7 +30,7 @@ export interface S3ExportRollover {
 }
 
 /** Options of {@link s3Export}. Only `bucket` is required. */
-export interface S3ExportOptions<E = ChangeEvent> {
+export interface S3ExportOptions<E = ChangeEvent> extends S3ConnectionOptions {
   /**
    * The bucket to write to: its name (at least 3 characters) or an access point ARN. The writer
    * needs `s3:PutObject` (and the multipart actions) on `<bucket>/<prefix>*`. Required.
@@ -66,29 +67,6 @@ export interface S3ExportOptions<E = ChangeEvent> {
   readonly line?: (event: E) => unknown;
   /** Unique among the sinks of an app; names the sink in logs and dead letters. @default 's3-export' */
   readonly name?: string;
-  /**
-   * The client to write with. Give it `maxAttempts: 1`: the engine already retries a failed write
-   * with backoff (one retry owner per hop). `region`, `endpoint` and `forcePathStyle` must not be
-   * given with it; set them on the client.
-   * @default a new `S3Client({ maxAttempts: 1 })` with `region`, `endpoint`, `forcePathStyle` below and the credentials of the environment
-   */
-  readonly client?: S3Client;
-  /** Region of the client built when `client` is not given. @default the region of the environment */
-  readonly region?: string;
-  /** Endpoint of the client built when `client` is not given (an S3-compatible store). @default AWS's endpoint for the region */
-  readonly endpoint?: string;
-  /** Path-style addressing for the client built when `client` is not given. @default false */
-  readonly forcePathStyle?: boolean;
-  /**
-   * Server-side encryption of the objects, sent as `ServerSideEncryption`.
-   * @default the bucket's default encryption
-   */
-  readonly serverSideEncryption?: ServerSideEncryption;
-  /**
-   * The KMS key for `serverSideEncryption: 'aws:kms'` (or `'aws:kms:dsse'`), sent as `SSEKMSKeyId`.
-   * @default the AWS managed key `aws/s3`
-   */
-  readonly kmsKeyId?: string;
 }
 
 /** The sink {@link s3Export} returns: a {@link Sink} with its bucket, prefix and client in sight. */
