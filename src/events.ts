@@ -332,6 +332,30 @@ export const positionOf = (raw: unknown, options: Pick<DecodeOptions, 'streamArn
 };
 
 /**
+ * The sequence number of a raw stream record (Lambda or GetRecords shape), or `''` when it has
+ * none that is a non-empty string. Never throws: it runs before a record is validated.
+ */
+export const sequenceOf = (raw: unknown): string => {
+  const seq = (raw as RawStreamRecord | null | undefined)?.dynamodb?.SequenceNumber;
+  return typeof seq === 'string' ? seq : '';
+};
+
+const SEQUENCE_DIGITS = /^[0-9]+$/;
+
+/**
+ * Orders two sequence numbers as the integers they are (a shorter one is smaller: comparing the
+ * strings would put `'9'` after `'10'`). Negative, zero or positive, like a sort comparator.
+ * Throws a TypeError when either is not a decimal number.
+ */
+export const compareSequenceNumbers = (a: string, b: string): number => {
+  if (!SEQUENCE_DIGITS.test(a) || !SEQUENCE_DIGITS.test(b)) throw new TypeError(`Expected two decimal sequence numbers, got \`${a}\` and \`${b}\``);
+  const x = a.replace(/^0+(?=.)/, '');
+  const y = b.replace(/^0+(?=.)/, '');
+  if (x.length !== y.length) return x.length - y.length;
+  return x < y ? -1 : x > y ? 1 : 0;
+};
+
+/**
  * Turns one raw DynamoDB stream record, in the Lambda or the GetRecords shape, into a typed
  * {@link ChangeEvent}. Throws {@link MalformedRecordError} naming what is wrong.
  *

@@ -5,7 +5,7 @@ import { validateEntity } from '../entities.js';
 import type { Entity } from '../entities.js';
 import { classify, describeError, PoisonRecordError } from '../errors.js';
 import type { FailureClass } from '../errors.js';
-import { decodeRecord, positionOf } from '../events.js';
+import { decodeRecord, positionOf, sequenceOf } from '../events.js';
 import type { ChangeEvent, RawStreamRecord, StreamPosition } from '../events.js';
 import type { Clock, DeadLetter, Logger, Sink } from '../ports.js';
 import type { Route } from '../routes.js';
@@ -40,6 +40,11 @@ export interface BatchOutcome {
   readonly counts: Readonly<Record<RecordStatus, number>>;
   /** Sink requests retried because of a failure (entries, not requests). */
   readonly retries: number;
+  /**
+   * For each record not done (by index), the sinks (by `Sink.name`) that have acknowledged it, in
+   * this call or before it (`ProcessOptions.acknowledged`). Only records with at least one.
+   */
+  readonly acknowledged: ReadonlyMap<number, ReadonlySet<string>>;
 }
 
 /** Options of one {@link Engine.process} call. */
@@ -49,6 +54,12 @@ export interface ProcessOptions {
   readonly shardId?: string;
   /** Sequence numbers already done in an earlier delivery; these records are not sent again. */
   readonly alreadyDone?: ReadonlySet<string>;
+  /**
+   * Per sequence number, the sinks (by `Sink.name`) that acknowledged the record in an earlier
+   * delivery: it is sent again only to the other sinks it is routed to (a record every sink of
+   * which acknowledged it is `skipped`).
+   */
+  readonly acknowledged?: ReadonlyMap<string, ReadonlySet<string>>;
   /** Epoch ms after which no new work starts (no new record, no retry); the rest is `unfinished`. */
   readonly deadline?: number;
   /** Aborts in-flight requests; what they carried becomes `unfinished`. */
@@ -95,8 +106,6 @@ interface Early {
   readonly event?: ChangeEvent;
   readonly error?: unknown;
 }
-
-const sequenceOf = (raw: unknown): string => (raw as RawStreamRecord | null | undefined)?.dynamodb?.SequenceNumber ?? '';
 
 const jsonSize = (payload: unknown): number => Buffer.byteLength(toJson(payload), 'utf8');
 
@@ -612,7 +621,7 @@ export class Engine {
       counts[s]++;
       if (watermark < 0 && !isDone(s)) watermark = i;
     });
-    const outcome = { statuses: run.statuses, watermark: watermark < 0 ? records.length : watermark, counts, retries: run.retries };
+    const outcome = { statuses: run.statuses, watermark: watermark < 0 ? records.length : watermark, counts, retries: run.retries, acknowledged: new Map<number, ReadonlySet<string>>() };
     this.observer?.batch?.(outcome, this.clock.now() - started);
     return outcome;
   }

@@ -3,6 +3,7 @@ import { systemClock } from '../core/clock.js';
 import { Engine, isDone } from '../core/engine.js';
 import type { EngineObserver } from '../core/engine.js';
 import { describeError } from '../errors.js';
+import { sequenceOf } from '../events.js';
 import type { RawStreamRecord } from '../events.js';
 import { createLogger } from '../observability/logger.js';
 import type { Clock, Logger, ProgressStore } from '../ports.js';
@@ -46,11 +47,6 @@ export interface StreamHandlerOptions {
    */
   readonly deadlineMarginMs?: number;
 }
-
-const sequenceOf = (record: unknown): string => {
-  const seq = (record as RawStreamRecord | undefined)?.dynamodb?.SequenceNumber;
-  return typeof seq === 'string' ? seq : '';
-};
 
 /**
  * The Lambda handler for a DynamoDB stream event source mapping with `ReportBatchItemFailures`.

@@ -1,6 +1,7 @@
 import type { Engine } from '../core/engine.js';
 import { isDone } from '../core/engine.js';
 import { describeError } from '../errors.js';
+import { sequenceOf } from '../events.js';
 import type { RawStreamRecord } from '../events.js';
 import type { Clock, Logger } from '../ports.js';
 import type { IteratorPosition, Lease, StreamsApi } from './ports.js';
@@ -20,6 +21,11 @@ export interface ReaderHost {
   readonly checkpointIntervalMs: number;
   readonly maxDoneAbove: number;
   readonly onTrimmedData: 'fail' | 'skip';
+  /**
+   * True while this worker's lease on the shard was renewed recently enough for a new delivery to
+   * start (time fencing: see docs/lease-table.md). Checked before every engine call.
+   */
+  leaseFresh(shardId: string): boolean;
   /** Writes the checkpoint under the lease; false when the lease was lost. */
   checkpoint(shardId: string, checkpoint: string, doneAbove: readonly string[]): Promise<boolean>;
   /** The shard reached its end and every record of it is done. */
@@ -27,8 +33,6 @@ export interface ReaderHost {
   /** Counts, for metrics. */
   count(event: 'records' | 'delivered' | 'deadLettered' | 'trimmedGaps' | 'iteratorRenewals', shardId: string, n?: number): void;
 }
-
-const sequenceOf = (record: unknown): string => (record as RawStreamRecord | undefined)?.dynamodb?.SequenceNumber ?? '';
 
 const creationTimeOf = (record: unknown): number | undefined => {
   const t = (record as RawStreamRecord | undefined)?.dynamodb?.ApproximateCreationDateTime;

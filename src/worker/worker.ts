@@ -372,6 +372,7 @@ export class Worker {
       checkpointIntervalMs: this.#o.checkpointIntervalMs,
       maxDoneAbove: this.#o.maxDoneAbove,
       onTrimmedData: this.#o.onTrimmedData,
+      leaseFresh: () => true,
       checkpoint: (shardId, checkpoint, doneAbove) => this.#checkpoint(shardId, checkpoint, doneAbove),
       shardEnded: (shardId) => void this.#shardEnded(shardId),
       count: (event, _shardId, n = 1) => {
