@@ -1,20 +1,25 @@
 /**
  * Chaos run of the worker shape. Prints JSON lines; the last one is
- *   {"chaos":"worker","changes":N,"lost":N,"orderViolations":N,"duplicates":N,"kills":N}
- * and the exit code is 1 when anything was lost or out of order.
+ *   {"chaos":"worker","changes":N,"lost":N,"orderViolations":N,"unfinishedReplays":N,"staleLast":N,"duplicates":N,"kills":N,"replicaDiffs":N}
+ * and the exit code is 1 when anything was lost, out of order or stale, or the replica differs.
  *
  *   npx tsx test/chaos/chaos.ts [--changes 20000] [--keys 200] [--kills 10] [--workers 3] [--seed 1]
  *
  * What it does: starts DynamoDB Local (or uses `endpoint`), a source table with a NEW_AND_OLD_IMAGES
  * stream and a lease table, and `workers` worker processes (test/support/worker-process.ts) whose
- * file sinks all append to ONE NDJSON file. Concurrent writers make `changes` UpdateItems over
- * `keys` items; each sets the item's `Version` to the next integer under a condition on the
- * previous one, so every key's versions are exactly 1..n. Meanwhile, at seeded random moments, a
+ * file sinks all append to ONE NDJSON file. Concurrent writers make `changes` changes over `keys`
+ * items, each under a condition on the item's previous state, so every key's changes are numbered
+ * exactly 1..n: an UpdateItem sets the item's `Version` to its number, and a share of them
+ * (`removeShare`) are DeleteItems, whose number is the old image's `Version` + 1 (the next write
+ * re-creates the item). Meanwhile, at seeded random moments, a
  * worker process (the shard's owner two times in three) gets `kill -9` or SIGTERM (both kinds, at
  * least `kills` in all) and is started again, under a new workerId, after a random pause. Once the
  * writes are done and every change has arrived (or `deliveryTimeoutMs` passed), the processes are
  * stopped and the file is checked (see check-deliveries.ts for the definitions of lost, order
- * violation and duplicate).
+ * violation, unfinished replay, stale last delivery and duplicate). Then the deliveries, in file
+ * order, build a projection table on the same DynamoDB Local with writes guarded by each change's
+ * stream position (see projection.ts), and a Scan of it is compared with a Scan of the source item
+ * by item: `replicaDiffs` counts items missing, extra or different.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -22,16 +27,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { DeleteTableCommand, DynamoDBClient, GetItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import { DeleteItemCommand, DeleteTableCommand, DynamoDBClient, GetItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { localClientConfig, startDynamoDbLocal } from '../../src/local/dynamodb-local.js';
 import type { DynamoDbLocal } from '../../src/local/dynamodb-local.js';
 import { dynamoDbLeaseStore } from '../../src/worker/index.js';
 import { createLeaseTable, createSourceTable } from '../../src/local/tables.js';
-import { DeliveryLog } from '../support/deliveries.js';
 import { spawnWorkerProcess } from '../support/spawn-worker-process.js';
 import type { WorkerProcess } from '../support/spawn-worker-process.js';
-import { DeliveryChecker } from './check-deliveries.js';
+import { ChangeLog } from './change-log.js';
+import { DeliveryChecker, isClean } from './check-deliveries.js';
 import type { DeliveryCheck } from './check-deliveries.js';
+import { compareWithSource, createProjectionTable, Projector } from './projection.js';
 
 /** Options of {@link runChaos}. */
 export interface ChaosOptions {
@@ -45,6 +51,10 @@ export interface ChaosOptions {
   readonly workers?: number;
   /** Concurrent writers; each owns a slice of the keys, so a key's updates never race. @default 8 */
   readonly writers?: number;
+  /** Share of the changes to an existing item that delete it (the next change re-creates it). @default 0.05 */
+  readonly removeShare?: number;
+  /** Concurrent guarded writes that build the projection. @default 8 */
+  readonly projectionConcurrency?: number;
   /** @default 1 */
   readonly seed?: number;
   /** A running DynamoDB Local to use; by default the run starts its own. */
@@ -87,6 +97,18 @@ export interface ChaosResult extends DeliveryCheck {
   readonly writeMs: number;
   /** From the end of the writes and kills until every change had arrived. */
   readonly catchUpMs: number;
+  /** Changes that were removes (DeleteItem). */
+  readonly removes: number;
+  /** Projection writes that stored their change, and those refused by the position guard (re-deliveries). */
+  readonly projectionApplied: number;
+  readonly projectionStale: number;
+  /** Items of the projection that differ from the source's after catch-up: missing, extra or different. */
+  readonly replicaDiffs: number;
+  readonly replicaMissing: number;
+  readonly replicaExtra: number;
+  readonly replicaDifferent: number;
+  /** After the processes stopped: the projection's last writes and the comparison with the source. */
+  readonly replicaMs: number;
 }
 
 /** mulberry32: a small seeded generator, so a failing run can be repeated. */
@@ -108,30 +130,34 @@ const nameOf = (error: unknown) => (error as { name?: unknown } | undefined)?.na
 const keyName = (k: number) => `KEY#${String(k).padStart(4, '0')}`;
 const SK = 'ITEM';
 
-/** Sets the item's Version to `version`, under the condition that it is `version - 1` (or absent for 1). */
-const writeVersion = async (client: DynamoDBClient, table: string, pk: string, version: number): Promise<void> => {
-  const input = {
-    TableName: table,
-    Key: { PK: { S: pk }, SK: { S: SK } },
-    UpdateExpression: 'SET #version = :version, #note = :note',
-    ExpressionAttributeNames: { '#version': 'Version', '#note': 'Note' },
-    ExpressionAttributeValues: {
-      ':version': { N: String(version) },
-      ':note': { S: `change ${version} of ${pk}` },
-      ...(version > 1 ? { ':previous': { N: String(version - 1) } } : {}),
-    },
-    ConditionExpression: version === 1 ? 'attribute_not_exists(PK)' : '#version = :previous',
-  };
+/**
+ * Makes change number `version` of the item: a DeleteItem when `remove`, else an UpdateItem setting
+ * `Version` to `version`. Conditioned on the previous change (`Version` is `version - 1`, or the item
+ * is absent when the previous change removed it or there was none), so a key's changes are 1..n.
+ */
+const writeChange = async (client: DynamoDBClient, table: string, pk: string, version: number, change: { readonly exists: boolean; readonly remove: boolean }): Promise<void> => {
+  const Key = { PK: { S: pk }, SK: { S: SK } };
+  const previous = change.exists ? { ConditionExpression: '#version = :previous', ExpressionAttributeValues: { ':previous': { N: String(version - 1) } } } : { ConditionExpression: 'attribute_not_exists(PK)' };
+  const command = change.remove
+    ? new DeleteItemCommand({ TableName: table, Key, ExpressionAttributeNames: { '#version': 'Version' }, ...previous })
+    : new UpdateItemCommand({
+        TableName: table,
+        Key,
+        UpdateExpression: 'SET #version = :version, #note = :note',
+        ConditionExpression: previous.ConditionExpression,
+        ExpressionAttributeNames: { '#version': 'Version', '#note': 'Note' },
+        ExpressionAttributeValues: { ':version': { N: String(version) }, ':note': { S: `change ${version} of ${pk}` }, ...previous.ExpressionAttributeValues },
+      });
   for (let attempt = 1; ; attempt++) {
     try {
-      await client.send(new UpdateItemCommand(input));
+      await client.send(command);
       return;
     } catch (error) {
       if (nameOf(error) === 'ConditionalCheckFailedException') {
         // An earlier attempt may have been applied before its answer was lost: check.
-        const { Item: item } = await client.send(new GetItemCommand({ TableName: table, Key: input.Key, ConsistentRead: true }));
-        if (item?.['Version']?.N === String(version)) return;
-        throw new Error(`write of ${pk} version ${version} refused: the item is at version ${String(item?.['Version']?.N)}`, { cause: error });
+        const { Item: item } = await client.send(new GetItemCommand({ TableName: table, Key, ConsistentRead: true }));
+        if (change.remove ? item === undefined : item?.['Version']?.N === String(version)) return;
+        throw new Error(`change ${version} of ${pk} refused: the item is at version ${String(item?.['Version']?.N)}`, { cause: error });
       }
       if (attempt >= 5) throw error;
       await sleep(50 * attempt);
@@ -152,6 +178,8 @@ export const runChaos = async (options: ChaosOptions = {}): Promise<ChaosResult>
   const restartDelayMs = options.restartDelayMs ?? [100, 1000];
   const writesPerSec = options.writesPerSec ?? changes / (Math.max(1, minKills) * 3.5);
   const deliveryTimeoutMs = options.deliveryTimeoutMs ?? 90_000;
+  const removeShare = options.removeShare ?? 0.05;
+  const projectionConcurrency = options.projectionConcurrency ?? 8;
   const report = options.report ?? (() => {});
   const random = seeded(options.seed ?? 1);
   const started = Date.now();
@@ -164,6 +192,7 @@ export const runChaos = async (options: ChaosOptions = {}): Promise<ChaosResult>
   /** Set when the run settles: the monkey starts nothing after it. */
   let over = false;
   const tables: string[] = [];
+  let reading: NodeJS.Timeout | undefined;
   try {
     const endpoint = options.endpoint ?? (local = await startDynamoDbLocal()).endpoint;
     client = new DynamoDBClient({ ...localClientConfig(endpoint), maxAttempts: 3 });
@@ -172,6 +201,8 @@ export const runChaos = async (options: ChaosOptions = {}): Promise<ChaosResult>
     tables.push(sourceTable);
     const leaseTable = await createLeaseTable(client, `chaos-leases-${randomUUID()}`);
     tables.push(leaseTable);
+    const projectionTable = await createProjectionTable(client, `chaos-projection-${randomUUID()}`);
+    tables.push(projectionTable);
     const leases = dynamoDbLeaseStore({ tableName: leaseTable, client });
     const output = join(dir, 'delivered.ndjson');
 
@@ -198,10 +229,24 @@ export const runChaos = async (options: ChaosOptions = {}): Promise<ChaosResult>
       return p;
     };
     await Promise.all(Array.from({ length: workerCount }, (_, i) => start(i + 1).ready));
-    report({ phase: 'started', changes, keys, workers: workerCount, writers: writerCount, writesPerSec: Math.round(writesPerSec), leaseDurationMs, pollIntervalMs });
+
+    // Deliveries are read as they arrive: into the checker, and into the projection (its writes
+    // overlap the run, as a downstream consumer's would).
+    const log = new ChangeLog(output);
+    const checker = new DeliveryChecker();
+    const projector = new Projector(client, projectionTable, projectionConcurrency);
+    const drain = () => {
+      const changes = log.poll();
+      for (const change of changes) checker.add(change);
+      projector.push(changes);
+    };
+    reading = setInterval(drain, 250);
+    report({ phase: 'started', changes, keys, workers: workerCount, writers: writerCount, writesPerSec: Math.round(writesPerSec), removeShare, leaseDurationMs, pollIntervalMs });
 
     // Writers: each owns the keys k with k % writerCount === its index, paced together to writesPerSec.
     const versions = new Map<string, number>();
+    const exists = new Set<string>();
+    let removes = 0;
     let issued = 0;
     const writeStart = Date.now();
     const writer = async (index: number) => {
@@ -214,8 +259,13 @@ export const runChaos = async (options: ChaosOptions = {}): Promise<ChaosResult>
         const pk = keyName(own[Math.floor(mine() * own.length)] as number);
         const key = `${pk}|${SK}`; // as the checker names a delivery's item
         const version = (versions.get(key) ?? 0) + 1;
-        await writeVersion(client as DynamoDBClient, sourceTable, pk, version);
+        const remove = exists.has(key) && mine() < removeShare;
+        await writeChange(client as DynamoDBClient, sourceTable, pk, version, { exists: exists.has(key), remove });
         versions.set(key, version);
+        if (remove) {
+          exists.delete(key);
+          removes++;
+        } else exists.add(key);
       }
     };
     let writesDone = false;
@@ -269,11 +319,6 @@ export const runChaos = async (options: ChaosOptions = {}): Promise<ChaosResult>
     await Promise.all([writing, monkey()]);
 
     // Catch up: every change delivered, or the timeout.
-    const log = new DeliveryLog(output);
-    const checker = new DeliveryChecker();
-    const drain = () => {
-      for (const d of log.poll()) checker.add(d);
-    };
     const catchUpStart = Date.now();
     for (drain(); checker.distinct < changes && Date.now() - catchUpStart < deliveryTimeoutMs; drain()) await sleep(250);
     const catchUpMs = Date.now() - catchUpStart;
@@ -281,8 +326,16 @@ export const runChaos = async (options: ChaosOptions = {}): Promise<ChaosResult>
     // Stop everything gracefully, then read the last lines and check.
     over = true;
     await Promise.all([...processes].map((p) => p.stop('SIGTERM', 20_000)));
+    clearInterval(reading);
     drain();
     const check = checker.check(versions);
+
+    // The projection's last writes, then the comparison with the source.
+    const replicaStart = Date.now();
+    const projection = await projector.settled();
+    const replica = await compareWithSource(client, sourceTable, projectionTable);
+    const replicaMs = Date.now() - replicaStart;
+    if (replica.diffs > 0) report({ phase: 'replica differs', ...replica });
     const result: ChaosResult = {
       ...check,
       kills,
@@ -296,8 +349,16 @@ export const runChaos = async (options: ChaosOptions = {}): Promise<ChaosResult>
       elapsedMs: Date.now() - started,
       writeMs,
       catchUpMs,
+      removes,
+      projectionApplied: projection.applied,
+      projectionStale: projection.stale,
+      replicaDiffs: replica.diffs,
+      replicaMissing: replica.missing,
+      replicaExtra: replica.extra,
+      replicaDifferent: replica.different,
+      replicaMs,
     };
-    if (result.lost > 0 || result.orderViolations > 0 || result.unexpected > 0 || result.badLines > 0 || result.unexpectedExits > 0) keep = true;
+    if (!isClean(result) || result.replicaDiffs > 0 || result.badLines > 0 || result.unexpectedExits > 0) keep = true;
     report({ phase: 'checked', ...result, ...(keep ? { output: dir } : {}) });
     return result;
   } catch (error) {
@@ -306,6 +367,7 @@ export const runChaos = async (options: ChaosOptions = {}): Promise<ChaosResult>
     throw error;
   } finally {
     over = true;
+    clearInterval(reading);
     await Promise.all([...processes].map((p) => p.kill()));
     if (client && !local) {
       // A shared DynamoDB Local (the test run's): leave no tables behind.
@@ -337,6 +399,7 @@ if (isMain) {
     seed: num(values.seed) ?? 1,
     report: (line) => console.log(JSON.stringify(line)),
   });
-  console.log(JSON.stringify({ chaos: 'worker', changes: result.changes, lost: result.lost, orderViolations: result.orderViolations, duplicates: result.duplicates, kills: result.kills }));
-  process.exitCode = result.lost > 0 || result.orderViolations > 0 ? 1 : 0;
+  const { changes, lost, orderViolations, unfinishedReplays, staleLast, duplicates, kills, replicaDiffs } = result;
+  console.log(JSON.stringify({ chaos: 'worker', changes, lost, orderViolations, unfinishedReplays, staleLast, duplicates, kills, replicaDiffs }));
+  process.exitCode = isClean(result) && replicaDiffs === 0 ? 0 : 1;
 }
