@@ -16,10 +16,11 @@
  * least `kills` in all) and is started again, under a new workerId, after a random pause. Once the
  * writes are done and every change has arrived (or `deliveryTimeoutMs` passed), the processes are
  * stopped and the file is checked (see check-deliveries.ts for the definitions of lost, order
- * violation, unfinished replay, stale last delivery and duplicate). Then the deliveries, in file
- * order, build a projection table on the same DynamoDB Local with writes guarded by each change's
- * stream position (see projection.ts), and a Scan of it is compared with a Scan of the source item
- * by item: `replicaDiffs` counts items missing, extra or different.
+ * violation, unfinished replay, stale last delivery and duplicate). All along, the deliveries, read
+ * from the file in its order as they arrive, build a projection table on the same DynamoDB Local
+ * with writes guarded by each change's stream position (see projection.ts); once the last of them
+ * is written, a Scan of it is compared with a Scan of the source item by item: `replicaDiffs`
+ * counts items missing, extra or different.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
