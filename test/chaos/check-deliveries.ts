@@ -3,8 +3,9 @@
  * the lines of one NDJSON file that every worker process appends to (one write(2) per request on
  * a file opened for appending, so the file's line order is the order the writes happened).
  *
- * Per key (item), let W be the versions written, in stream order (ascending; a key may have gaps:
- * versions never written), X ⊆ W the versions dead-lettered (handed to the DLQ on some attempt),
+ * Per key (item), let W be the versions written that the destination's routes match, in stream
+ * order (ascending; a key may have gaps: versions never written, or routed elsewhere), X ⊆ W the
+ * versions dead-lettered (handed to the DLQ on some attempt: a replay may still deliver them),
  * and R = W \ X the versions the destination must get. Let d1 … dm be the key's deliveries of
  * written versions, in destination order (deliveries of versions never written are `unexpected`
  * and take no part in what follows).
@@ -19,7 +20,7 @@
  * first delivery d1 with a version of R below it. A replay climbs back by steps forward only, so
  * `1 2 3 2 3` passes and `1 3 2 3` (3 before 2 was ever delivered) and `1 2 3 1 3` (a replay that
  * skips 2) fail. A replay may itself be cut short by another restart (a second crash before the
- * new owner checkpointed: `1 2 3 4 5 2 3 1 2 3 4 5` passes); every replay is paid back exactly
+ * new owner checkpointed: `1 2 3 4 5 2 3 2 3 4 5` passes); every replay is paid back exactly
  * when the key's last delivery is its highest, so the key's deliveries must end at their
  * high-water mark: `1 2 3 2` fails.
  *
