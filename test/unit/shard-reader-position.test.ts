@@ -136,6 +136,7 @@ describe('ShardReader position: a LATEST start pins its position to the first re
     const firstPage = changes(records, 2, 2, 2);
     streams.append('shard-1', firstPage);
     await until(() => crashed);
+    expect(shared.get(STREAM, 'shard-1')?.checkpoint).toBe(`AT_SEQUENCE_NUMBER:${firstPage[0]?.dynamodb.SequenceNumber}`);
 
     // Act: worker b starts on the same lease table, takes the expired lease and reads on from it.
     const sinkB = new MemorySink();
