@@ -67,9 +67,11 @@ interface Batch {
 
 /**
  * Reads one leased shard. Its life is a loop of three steps, each a method:
- * - `#gather`: GetRecords from the iterator, page after page (200 ms apart at least), until
- *   `batchSize` records, `batchWindowMs` after the first record, or the shard's end. An empty
- *   read with nothing gathered waits `pollIntervalMs` (`idle`).
+ * - `#gather`: GetRecords from the iterator, page after page, until `batchSize` records,
+ *   `batchWindowMs` after the first record, or the shard's end. A full page is followed by the
+ *   next read 200 ms later at the earliest (5 calls a second per shard); a short or empty one (the
+ *   reader caught up) by the next after `pollIntervalMs`, or when the window ends if sooner. An
+ *   empty read with nothing gathered waits `pollIntervalMs` (`idle`).
  * - `#awaitFreshLease`: no delivery starts while the host says the lease is not fresh (`fenced`).
  * - `#deliver`: one engine call on the batch; its contiguous watermark becomes the checkpoint.
  *   A batch that is not all done (`blocked`) is read again from the checkpoint after a pause that
@@ -233,11 +235,12 @@ export class ShardReader {
       const gap = this.#lastGetRecordsAt + MIN_READ_GAP_MS - clock.now();
       if (records.length > 0 && gap > 0) await this.#sleep(gap);
       if (this.#stopping) return undefined;
+      const limit = Math.min(this.#host.maxRecordsPerRead, batchSize - records.length);
       let page;
       try {
         if (this.state !== 'blocked') this.state = 'reading';
         this.#lastGetRecordsAt = clock.now();
-        page = await this.#host.streams.getRecords(iterator, Math.min(this.#host.maxRecordsPerRead, batchSize - records.length), this.#stop.signal);
+        page = await this.#host.streams.getRecords(iterator, limit, this.#stop.signal);
       } catch (error) {
         if (this.#stopping) return undefined;
         if (records.length > 0) return { records, iterator };
@@ -282,7 +285,10 @@ export class ShardReader {
         if (compareSequenceNumbers(sequenceOf(records[records.length - 1]), this.#rereadThrough) >= 0) return { records, iterator };
         continue;
       }
-      if (now - firstAt >= batchWindowMs) return { records, iterator };
+      const left = firstAt + batchWindowMs - now;
+      if (left <= 0) return { records, iterator };
+      // A short page means the reader caught up: look again after the poll interval, not at once.
+      if (page.records.length < limit) await this.#sleep(Math.min(this.#host.pollIntervalMs, left));
     }
   }
 
