@@ -94,6 +94,11 @@ export class ShardReader {
   readonly #host: ReaderHost;
   readonly #log: Logger;
   #doneAbove: Set<string>;
+  /**
+   * Per sequence number past the checkpoint and not done, the sinks that acknowledged the record,
+   * so a re-read sends it only to the others. In memory only: a new owner re-sends to every sink.
+   */
+  #acknowledged = new Map<string, ReadonlySet<string>>();
   #written: { checkpoint: string; doneAbove: string } | undefined;
   #lastCheckpointWrite = 0;
   #lastGetRecordsAt = -Infinity;
@@ -349,11 +354,17 @@ export class ShardReader {
       streamArn: this.#host.streamArn,
       shardId: this.shardId,
       alreadyDone: this.#doneAbove,
+      acknowledged: this.#acknowledged,
       signal: this.#abort.signal,
     });
     this.#host.count('delivered', this.shardId, outcome.counts.delivered);
     this.#host.count('deadLettered', this.shardId, outcome.counts['dead-lettered']);
     this.#advance(records, outcome.statuses, outcome.watermark);
+    for (const record of records) this.#acknowledged.delete(sequenceOf(record));
+    for (const [index, sinks] of outcome.acknowledged) {
+      const seq = sequenceOf(records[index]);
+      if (seq !== '' && isPastCheckpoint(seq, this.checkpoint)) this.#acknowledged.set(seq, sinks);
+    }
     return outcome;
   }
 

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Engine } from '../../src/core/engine.js';
+import type { RecordStatus } from '../../src/core/engine.js';
 import { ConfigError, defineApp, route } from '../../src/index.js';
 import type { ChangeEvent } from '../../src/index.js';
 import { FakeClock, MemoryLeaseStore, MemorySink, ScriptedStreams, silentLogger, streamRecords } from '../../src/testing/index.js';
@@ -294,6 +295,37 @@ describe('ShardReader batching', () => {
     expect(doneAt).toBeLessThan(60_000);
     await until(() => reader.checkpoint === all.at(-1)?.dynamodb.SequenceNumber);
     expect(h.checkpoints[0]).toBe(all[9]?.dynamodb.SequenceNumber); // the watermark, before the blocked record
+  });
+});
+
+describe('ShardReader acknowledgements per sink', () => {
+  it('passes the sinks that acknowledged a record not done to the re-read of its batch, and forgets them once it is done', async () => {
+    // Prepare: an engine whose first call leaves the first record blocked, acknowledged by sink `a` only.
+    const clock = new FakeClock();
+    const records = streamRecords();
+    const batch = changes(records, 2, 1);
+    const streams = new ScriptedStreams({ streamArn: STREAM }).addShard({ shardId: 'shard-1' }).append('shard-1', batch);
+    const h = harness(streams, clock);
+    const seen: (ReadonlyMap<string, ReadonlySet<string>> | undefined)[] = [];
+    vi.spyOn(h.host.engine, 'process').mockImplementation(async (recs, o) => {
+      seen.push(o?.acknowledged && new Map(o.acknowledged));
+      const first = seen.length === 1;
+      const statuses = recs.map((_, i): RecordStatus => (first && i === 0 ? 'blocked' : 'delivered'));
+      const counts = { delivered: statuses.filter((x) => x === 'delivered').length, 'dead-lettered': 0, unrouted: 0, skipped: 0, blocked: first ? 1 : 0, unfinished: 0 };
+      return { statuses, watermark: first ? 0 : recs.length, counts, retries: 0, acknowledged: first ? new Map([[0, new Set(['a'])]]) : new Map() };
+    });
+
+    // Act
+    const reader = start(h);
+    await until(() => seen.length === 3 || reader.checkpoint === batch[1]?.dynamodb.SequenceNumber);
+
+    // Assess
+    const seq = batch[0]?.dynamodb.SequenceNumber as string;
+    expect(seen[0]?.size ?? 0).toBe(0);
+    expect(seen[1]).toEqual(new Map([[seq, new Set(['a'])]]));
+    streams.append('shard-1', changes(records, 1, 1, 2));
+    await until(() => seen.length === 3);
+    expect(seen[2]?.size ?? 0).toBe(0);
   });
 });
 
