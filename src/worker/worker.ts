@@ -45,10 +45,11 @@ export interface WorkerOptions {
    */
   readonly batchSize?: number;
   /**
-   * How long, from the first record of a batch, the reader keeps gathering pages (5 calls a
-   * second at most, as the service allows per shard) before it delivers a batch smaller than
-   * `batchSize`, like Lambda's `MaximumBatchingWindowInSeconds`. Up to 300,000. Every sink of the
-   * app waits with the batch: it adds up to this much latency.
+   * How long, from the first record of a batch, the reader keeps gathering pages before it
+   * delivers a batch smaller than `batchSize`, like Lambda's `MaximumBatchingWindowInSeconds`: a
+   * full page is followed by the next read 200 ms later at the earliest (5 calls a second per
+   * shard, as the service allows), a short one by the next after `pollIntervalMs`. Up to 300,000.
+   * Every sink of the app waits with the batch: it adds up to this much latency.
    * @default 0 (deliver each page as it comes)
    */
   readonly batchWindowMs?: number;
