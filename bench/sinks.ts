@@ -1,7 +1,10 @@
 /**
  * Sink benchmark. Prints one JSON object as its last line:
- *   {"bench":"sinks","eventbridgeRequestsVsMin":R,"sqsRequestsVsMin":R,"s3BytesPerSec":N,"openSearchRequestsVsMin":R}
- * (the S3 and OpenSearch parts are described in bench/s3-export.ts and bench/opensearch.ts).
+ *   {"bench":"sinks","eventbridgeRequestsVsMin":R,"sqsRequestsVsMin":R,"s3BytesPerSec":N,"openSearchRequestsVsMin":R,
+ *    "s3ObjectsPer100kDefault":N,"s3ObjectsPer100kWindowed":N}
+ * (the S3 and OpenSearch parts are described in bench/s3-export.ts and bench/opensearch.ts; the
+ * objects per 100,000 changes come from a worker at a steady 100 changes a second, with its default
+ * batching and with `batchSize: 10_000, batchWindowMs: 60_000`).
  *
  * 1,000 change events of mixed sizes (1 KB to 300 KB, multi-byte text included), one per item, go
  * through the engine to each sink, whose AWS client is mocked (aws-sdk-client-mock) to accept every
@@ -18,7 +21,7 @@ import type { ChangeEvent, Sink } from '../src/index.js';
 import { eventBridge } from '../src/sinks/eventbridge/index.js';
 import { sqs } from '../src/sinks/sqs/index.js';
 import { measureOpenSearchRequests } from './opensearch.js';
-import { measureS3Export } from './s3-export.js';
+import { measureS3Export, measureWorkerS3Objects, WINDOWED } from './s3-export.js';
 import { silentLogger, streamRecords } from '../src/testing/index.js';
 import { systemClock } from '../src/core/clock.js';
 import { minimumRequests } from './minimum-requests.js';
@@ -75,6 +78,10 @@ const main = async () => {
 
   const s3Result = await measureS3Export();
   console.log(JSON.stringify({ part: 's3', ...s3Result }));
+  const s3Default = await measureWorkerS3Objects();
+  console.log(JSON.stringify({ part: 's3-worker-default', ...s3Default }));
+  const s3Windowed = await measureWorkerS3Objects(WINDOWED);
+  console.log(JSON.stringify({ part: 's3-worker-windowed', ...WINDOWED, ...s3Windowed }));
   const osResult = await measureOpenSearchRequests();
   console.log(JSON.stringify({ part: 'opensearch', ...osResult }));
 
@@ -86,6 +93,8 @@ const main = async () => {
       sqsRequestsVsMin: r(sqsResult.requests / sqsResult.min),
       s3BytesPerSec: Math.round(s3Result.s3BytesPerSec),
       openSearchRequestsVsMin: r(osResult.ratio),
+      s3ObjectsPer100kDefault: Math.round((s3Default.objects * 100_000) / s3Default.changes),
+      s3ObjectsPer100kWindowed: Math.round((s3Windowed.objects * 100_000) / s3Windowed.changes),
     }),
   );
 };

@@ -44,6 +44,22 @@ const ON_TRIMMED: FlagSpec = {
   default: 'fail',
   help: "When records after a checkpoint were trimmed (past the stream's 24 h retention): stop that shard and say so, or continue from the oldest record kept and log the lost range.",
 };
+const BATCH_SIZE: FlagSpec = {
+  name: 'batch-size',
+  type: 'string',
+  value: '<records>',
+  env: 'BATCH_SIZE',
+  default: '1000',
+  help: "Most records one delivery carries (1 to 10000): a shard's consecutive GetRecords pages are gathered up to it, like Lambda's BatchSize. An S3 export object holds at most one delivery's records.",
+};
+const BATCH_WINDOW: FlagSpec = {
+  name: 'batch-window-ms',
+  type: 'string',
+  value: '<ms>',
+  env: 'BATCH_WINDOW_MS',
+  default: '0',
+  help: 'How long to keep gathering pages after the first record of a batch before delivering it (0 to 300000), like Lambda\'s batching window. Every sink waits with the batch.',
+};
 const METRICS_PORT: FlagSpec = {
   name: 'metrics-port',
   type: 'string',
@@ -63,11 +79,12 @@ export const RUN_SPEC: CommandSpec = {
     "Loads the config file, checks the lease table (and with --create-lease-table creates it), finds the stream from the config's table unless --stream-arn is given, and runs until SIGTERM or SIGINT (Ctrl-C). Then it stops reading, lets deliveries in flight finish, checkpoints, releases its leases so a peer takes over at once, and exits 0.",
     'Logs are JSON lines on stdout; the first and last lines of what the command itself says go to stderr.',
   ],
-  flags: [CONFIG_FLAG, LEASE_TABLE_FLAG, CREATE_LEASE_TABLE, STREAM_ARN_FLAG, REGION_FLAG, ENDPOINT_FLAG, POLL_INTERVAL, LEASE_DURATION, INITIAL_POSITION, ON_TRIMMED, METRICS_PORT, WORKER_ID, LOG_LEVEL, LOG_IMAGES],
+  flags: [CONFIG_FLAG, LEASE_TABLE_FLAG, CREATE_LEASE_TABLE, STREAM_ARN_FLAG, REGION_FLAG, ENDPOINT_FLAG, POLL_INTERVAL, LEASE_DURATION, INITIAL_POSITION, ON_TRIMMED, BATCH_SIZE, BATCH_WINDOW, METRICS_PORT, WORKER_ID, LOG_LEVEL, LOG_IMAGES],
   examples: [
     'dynamo-cdc run --lease-table tasks-cdc-leases --create-lease-table',
     'LEASE_TABLE=tasks-cdc-leases AWS_REGION=eu-west-1 dynamo-cdc run --config config/cdc.ts --metrics-port 9100',
     'dynamo-cdc run --endpoint http://127.0.0.1:8000 --region us-east-1 --lease-table leases --create-lease-table',
+    'dynamo-cdc run --lease-table tasks-cdc-leases --batch-size 10000 --batch-window-ms 60000',
   ],
 };
 
@@ -131,6 +148,8 @@ export const runCommand = async (argv: readonly string[], io: CliIo): Promise<nu
   const leaseDurationMs = integerFlag(values, io, LEASE_DURATION, 1);
   const initialPosition = choiceFlag(values, io, INITIAL_POSITION, ['TRIM_HORIZON', 'LATEST'] as const);
   const onTrimmedData = choiceFlag(values, io, ON_TRIMMED, ['fail', 'skip'] as const);
+  const batchSize = integerFlag(values, io, BATCH_SIZE, 1, 10_000);
+  const batchWindowMs = integerFlag(values, io, BATCH_WINDOW, 0, 300_000);
   const metricsPort = metricsPortOf(stringFlag(values, io, METRICS_PORT));
   const workerId = stringFlag(values, io, WORKER_ID);
   const level = choiceFlag(values, io, LOG_LEVEL, LOG_LEVELS) ?? 'info';
@@ -167,6 +186,8 @@ export const runCommand = async (argv: readonly string[], io: CliIo): Promise<nu
     ...(leaseDurationMs !== undefined ? { leaseDurationMs } : {}),
     ...(initialPosition ? { initialPosition } : {}),
     ...(onTrimmedData ? { onTrimmedData } : {}),
+    ...(batchSize !== undefined ? { batchSize } : {}),
+    ...(batchWindowMs !== undefined ? { batchWindowMs } : {}),
     ...(metricsPort !== undefined ? { metricsPort } : {}),
     ...(workerId ? { workerId } : {}),
   }).catch((error: unknown) => {

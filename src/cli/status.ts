@@ -3,6 +3,7 @@ import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import { describeError } from '../errors.js';
 import { dynamoDbStreamsApi } from '../worker/dynamodb-streams-api.js';
+import { resumePosition } from '../worker/checkpoints.js';
 import type { IteratorPosition, ShardDescription, StreamsApi } from '../worker/ports.js';
 import type { CommandSpec, FlagSpec } from './args.js';
 import { helpText, parseFlags, requiredFlag, stringFlag } from './args.js';
@@ -29,7 +30,7 @@ export const STATUS_SPEC: CommandSpec = {
   description: [
     "Reads the lease table (a consistent Scan) and the stream's shards (DescribeStream); it never takes or changes a lease, so it is safe to run next to live workers. The stream is --stream-arn, else the latest stream of --table or of the config's table, else every stream the lease table holds leases for.",
     "LAST ACTIVE is the lease's updatedAt: the owner's last write to it (take, renewal every lease-duration / 3, checkpoint, release). The time of a worker's last read is known only inside that process (its /healthz and metrics); a live owner renews every few seconds, so an old LAST ACTIVE on an owned shard means its owner stopped and a peer will take the shard once the lease expires.",
-    'CHECKPOINT is a sequence number below which every record is done, TRIM_HORIZON or LATEST (nothing done yet), or SHARD_END (the shard is finished; its children may be read). STATE is open, closed (no new records; ending sequence number known), gone (trimmed from the stream), or ? when DescribeStream failed.',
+    'CHECKPOINT is a sequence number up to which every record is done, AT_SEQUENCE_NUMBER:<seq> (reading resumes at that record: a worker that started at LATEST or TRIM_HORIZON pins its position to the first record it read, and nothing from it on is done yet), TRIM_HORIZON or LATEST (nothing read yet), or SHARD_END (the shard is finished; its children may be read). STATE is open, closed (no new records; ending sequence number known), gone (trimmed from the stream), or ? when DescribeStream failed.',
   ],
   flags: [LEASE_TABLE_FLAG, STREAM_ARN_FLAG, TABLE_FLAG, CONFIG_FLAG, REGION_FLAG, ENDPOINT_FLAG, LAG_FLAG, JSON_FLAG],
   examples: ['dynamo-cdc status --lease-table tasks-cdc-leases', 'dynamo-cdc status --lease-table tasks-cdc-leases --lag --json | jq \'.streams[0].shards[] | {shardId, owner, lag}\''],
@@ -168,7 +169,8 @@ const measureLag = async (streams: StreamsApi, streamArn: string, row: { shardId
   const from: LagReport['from'] = checkpoint === null || checkpoint === 'TRIM_HORIZON' ? 'TRIM_HORIZON' : 'checkpoint';
   const empty = { from, records: 0, more: false, oldestPendingAt: null, newestAt: null, behindMs: null };
   if (checkpoint === 'LATEST') return { ...empty, note: 'checkpoint is LATEST: the worker starts at records written after it began' };
-  const position: IteratorPosition = from === 'TRIM_HORIZON' ? { type: 'TRIM_HORIZON' } : { type: 'AFTER_SEQUENCE_NUMBER', sequenceNumber: checkpoint as string };
+  // An AT_SEQUENCE_NUMBER:<seq> checkpoint resumes at that record, a sequence number after it.
+  const position: IteratorPosition = (checkpoint === null ? undefined : resumePosition(checkpoint)) ?? { type: 'TRIM_HORIZON' };
   try {
     const iterator = await streams.getShardIterator(streamArn, row.shardId, position);
     const page = await streams.getRecords(iterator, PAGE);

@@ -55,7 +55,11 @@ export interface Lease {
    * own clock, so clock skew between hosts cannot give one shard two owners.
    */
   readonly counter: number;
-  /** The last sequence number below which every record is done, or a {@link CheckpointMark}. */
+  /**
+   * Where reading resumes: a sequence number up to which every record is done;
+   * `AT_SEQUENCE_NUMBER:<seq>`, resume at that record (a reader that started at a start mark pins
+   * its position to the first record it read); or a {@link CheckpointMark}. See checkpoints.ts.
+   */
   readonly checkpoint: string;
   /** Parent shard ids: the shard is read only after each parent reached SHARD_END (or is gone). */
   readonly parents: readonly string[];

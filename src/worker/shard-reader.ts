@@ -1,13 +1,18 @@
 import type { Engine } from '../core/engine.js';
 import { isDone } from '../core/engine.js';
 import { describeError } from '../errors.js';
-import { sequenceOf } from '../events.js';
+import { compareSequenceNumbers, sequenceOf } from '../events.js';
 import type { RawStreamRecord } from '../events.js';
+import type { BatchOutcome } from '../core/engine.js';
 import type { Clock, Logger } from '../ports.js';
+import { isPastCheckpoint, isStartMark, pinnedAt, resumePosition } from './checkpoints.js';
 import type { IteratorPosition, Lease, StreamsApi } from './ports.js';
 
-/** What a reader is doing; `status()` reports it per shard. */
-export type ReaderState = 'starting' | 'reading' | 'idle' | 'blocked' | 'draining' | 'ended' | 'failed' | 'stopped';
+/**
+ * What a reader is doing; `status()` reports it per shard. `fenced`: a batch is read but its
+ * delivery waits for the lease to be renewed (time fencing).
+ */
+export type ReaderState = 'starting' | 'reading' | 'idle' | 'fenced' | 'blocked' | 'draining' | 'ended' | 'failed' | 'stopped';
 
 /** What the reader needs from its worker. */
 export interface ReaderHost {
@@ -18,6 +23,10 @@ export interface ReaderHost {
   readonly streamArn: string;
   readonly pollIntervalMs: number;
   readonly maxRecordsPerRead: number;
+  /** Most records one engine call carries: consecutive GetRecords pages are gathered up to it. */
+  readonly batchSize: number;
+  /** Longest wait, from the first record of a batch, for more pages before the batch is delivered. */
+  readonly batchWindowMs: number;
   readonly checkpointIntervalMs: number;
   readonly maxDoneAbove: number;
   readonly onTrimmedData: 'fail' | 'skip';
@@ -41,18 +50,38 @@ const creationTimeOf = (record: unknown): number | undefined => {
   return undefined;
 };
 
-const isMark = (checkpoint: string) => checkpoint === 'TRIM_HORIZON' || checkpoint === 'LATEST' || checkpoint === 'SHARD_END';
+/** Shortest gap between two GetRecords calls gathering one batch: the service allows 5 a second per shard. */
+const MIN_READ_GAP_MS = 200;
+/** Longest pause between two looks at a lease that is not fresh. */
+const FENCE_CHECK_MS = 100;
 
-const positionAfter = (checkpoint: string): IteratorPosition =>
-  checkpoint === 'TRIM_HORIZON' || checkpoint === 'LATEST' ? { type: checkpoint } : { type: 'AFTER_SEQUENCE_NUMBER', sequenceNumber: checkpoint };
+const DECIMAL = /^[0-9]+$/;
 
 const errorName = (error: unknown) => (error as { name?: string } | undefined)?.name;
 
+/** Records gathered for one engine call, and the iterator after them (`undefined`: the shard's end). */
+interface Batch {
+  readonly records: unknown[];
+  readonly iterator: string | undefined;
+}
+
 /**
- * Reads one leased shard: GetRecords from the checkpoint, the engine on each page, the contiguous
- * watermark as the checkpoint. One page is in flight at a time, so at most `maxRecordsPerRead`
- * records of a shard are held (backpressure). A page that is not all done is read again from the
- * watermark after a pause, skipping what was done (`doneAbove`).
+ * Reads one leased shard. Its life is a loop of three steps, each a method:
+ * - `#gather`: GetRecords from the iterator, page after page, until `batchSize` records,
+ *   `batchWindowMs` after the first record, or the shard's end. A full page is followed by the
+ *   next read 200 ms later at the earliest (5 calls a second per shard); a short or empty one (the
+ *   reader caught up) by the next after `pollIntervalMs`, or when the window ends if sooner. An
+ *   empty read with nothing gathered waits `pollIntervalMs` (`idle`).
+ * - `#awaitFreshLease`: no delivery starts while the host says the lease is not fresh (`fenced`).
+ * - `#deliver`: one engine call on the batch; its contiguous watermark becomes the checkpoint.
+ *   A batch that is not all done (`blocked`) is read again from the checkpoint after a pause that
+ *   grows while it stays blocked, skipping what was done (`doneAbove`), and delivered as soon as
+ *   the re-read reaches the end of the blocked batch, without waiting out the window again.
+ *
+ * At most `batchSize` records of a shard are held (backpressure). The first record read from a
+ * start mark (`LATEST`, `TRIM_HORIZON`) or after a trimmed gap pins the checkpoint to itself
+ * (`AT_SEQUENCE_NUMBER:<seq>`, see checkpoints.ts); from `LATEST` that is written under the lease
+ * before anything is delivered, as no later iterator could find those records again.
  */
 export class ShardReader {
   readonly shardId: string;
@@ -65,12 +94,21 @@ export class ShardReader {
   readonly #host: ReaderHost;
   readonly #log: Logger;
   #doneAbove: Set<string>;
+  /**
+   * Per sequence number past the checkpoint and not done, the sinks that acknowledged the record,
+   * so a re-read sends it only to the others. In memory only: a new owner re-sends to every sink.
+   */
+  #acknowledged = new Map<string, ReadonlySet<string>>();
   #written: { checkpoint: string; doneAbove: string } | undefined;
-  /** Stops reading new pages; the page in hand finishes. */
+  #lastCheckpointWrite = 0;
+  #lastGetRecordsAt = -Infinity;
+  /** Stops reading new pages; the batch in delivery finishes. */
   readonly #stop = new AbortController();
-  /** Aborts the page in hand (drain timeout, lease lost). */
+  /** Aborts the batch in delivery (drain timeout, lease lost). */
   readonly #abort = new AbortController();
   #blockedPauses = 0;
+  /** Set while re-reading a blocked batch: its last sequence number, where the re-read batch ends. */
+  #rereadThrough: string | undefined;
   /** Set after skipping trimmed records: the checkpoint the gap starts after. */
   #gapAfter: string | undefined;
   /** True once a page with records came back: from then on a trimmed position can mean lost records. */
@@ -89,12 +127,12 @@ export class ShardReader {
     });
   }
 
-  /** Stop reading; the page in hand is finished and checkpointed. */
+  /** Stop reading; the batch in delivery is finished and checkpointed. */
   stop(): void {
     this.#stop.abort();
   }
 
-  /** Abort the page in hand too: its unfinished records are left for the next owner. */
+  /** Abort the batch in delivery too: its unfinished records are left for the next owner. */
   abort(): void {
     this.#stop.abort();
     this.#abort.abort(new Error('shard reader aborted'));
@@ -106,6 +144,11 @@ export class ShardReader {
 
   async #sleep(ms: number): Promise<void> {
     await this.#host.clock.sleep(ms, this.#stop.signal).catch(() => {});
+  }
+
+  /** Where the checkpoint resumes; only called while the shard is open, so never at SHARD_END. */
+  get #resume(): IteratorPosition {
+    return resumePosition(this.checkpoint) ?? { type: 'TRIM_HORIZON' };
   }
 
   /**
@@ -136,83 +179,33 @@ export class ShardReader {
       this.#host.shardEnded(this.shardId);
       return;
     }
-    let iterator: string | undefined = await this.#iterator(positionAfter(this.checkpoint));
-    let lastCheckpointWrite = this.#host.clock.now();
+    let iterator: string | undefined = await this.#iterator(this.#resume);
+    this.#lastCheckpointWrite = this.#host.clock.now();
     while (!this.#stopping && iterator) {
-      let page;
-      try {
-        this.state = this.state === 'blocked' ? 'blocked' : 'reading';
-        page = await this.#host.streams.getRecords(iterator, this.#host.maxRecordsPerRead, this.#stop.signal);
-      } catch (error) {
-        if (this.#stopping) break;
-        if (errorName(error) === 'ExpiredIteratorException') {
-          this.#host.count('iteratorRenewals', this.shardId);
-          this.#log.info({ checkpoint: this.checkpoint }, 'shard iterator expired; renewed from the checkpoint');
-          iterator = await this.#iterator(positionAfter(this.checkpoint));
-          continue;
-        }
-        if (errorName(error) === 'TrimmedDataAccessException') {
-          iterator = await this.#onTrimmed();
-          continue;
-        }
-        this.#log.warn({ err: describeError(error) }, 'GetRecords failed; retrying after the poll interval');
-        await this.#sleep(this.#host.pollIntervalMs);
-        continue;
-      }
-      const now = this.#host.clock.now();
-      this.lastReadAt = now;
-      const records = page.records;
-      if (records.length === 0) {
-        this.iteratorAgeMs = 0;
-        iterator = page.nextIterator;
-        if (!iterator) break;
-        this.state = 'idle';
-        if (now - lastCheckpointWrite >= this.#host.checkpointIntervalMs) {
-          await this.#writeCheckpoint();
-          lastCheckpointWrite = now;
-        }
-        await this.#sleep(this.#host.pollIntervalMs);
-        continue;
-      }
-      this.#readRecords = true;
-      if (this.#gapAfter !== undefined) {
-        this.#log.error({ lostAfter: this.#gapAfter, resumedAt: sequenceOf(records[0]), policy: 'skip' }, 'trimmed records skipped: the records after lostAfter and before resumedAt were never delivered');
-        this.#gapAfter = undefined;
-      }
-      const newest = creationTimeOf(records[records.length - 1]);
-      this.iteratorAgeMs = newest === undefined ? 0 : Math.max(0, now - newest);
-      this.#host.count('records', this.shardId, records.length);
-
-      const outcome = await this.#host.engine.process(records, {
-        streamArn: this.#host.streamArn,
-        shardId: this.shardId,
-        alreadyDone: this.#doneAbove,
-        signal: this.#abort.signal,
-      });
-      this.#host.count('delivered', this.shardId, outcome.counts.delivered);
-      this.#host.count('deadLettered', this.shardId, outcome.counts['dead-lettered']);
-      this.#advance(records, outcome.statuses, outcome.watermark);
-
-      if (outcome.watermark < records.length) {
+      const batch = await this.#gather(iterator);
+      if (!batch) break;
+      iterator = batch.iterator;
+      if (batch.records.length === 0) continue; // the shard's end, with nothing more to read
+      if (!(await this.#awaitFreshLease())) break;
+      const outcome = await this.#deliver(batch.records);
+      if (outcome.watermark < batch.records.length) {
         // Some lane is blocked or unfinished: read again from the watermark after a pause that
         // grows while it stays blocked; what was done after it is skipped then.
         if (this.#abort.signal.aborted || this.#stopping) break;
         this.state = 'blocked';
+        this.#rereadThrough = sequenceOf(batch.records[batch.records.length - 1]);
         await this.#writeCheckpoint();
-        lastCheckpointWrite = this.#host.clock.now();
         const pause = Math.min(this.#host.pollIntervalMs * 2 ** this.#blockedPauses++, 30_000);
-        this.#log.warn({ watermark: outcome.watermark, records: records.length, pauseMs: pause }, 'page not all done; reading it again from the checkpoint');
+        this.#log.warn({ watermark: outcome.watermark, records: batch.records.length, pauseMs: pause }, 'batch not all done; reading it again from the checkpoint');
         await this.#sleep(pause);
         if (this.#stopping) break;
-        iterator = await this.#iterator(positionAfter(this.checkpoint));
+        iterator = await this.#iterator(this.#resume);
         continue;
       }
       this.#blockedPauses = 0;
-      iterator = page.nextIterator;
-      if (this.#host.clock.now() - lastCheckpointWrite >= this.#host.checkpointIntervalMs) {
-        await this.#writeCheckpoint();
-        lastCheckpointWrite = this.#host.clock.now();
-      }
+      this.#rereadThrough = undefined;
+      this.state = 'reading';
+      if (this.#host.clock.now() - this.#lastCheckpointWrite >= this.#host.checkpointIntervalMs) await this.#writeCheckpoint();
     }
 
     if (!iterator && !this.#stopping && !this.#abort.signal.aborted && this.state !== 'failed') {
@@ -232,12 +225,154 @@ export class ShardReader {
     this.state = 'stopped';
   }
 
+  /**
+   * Reads pages from `from` into one batch (see the class). `undefined` when stopping, or when the
+   * trimmed-data policy stopped the shard. A read that fails with records gathered delivers them
+   * first; the next gather meets the failure again with an empty batch and handles it then
+   * (an expired iterator is renewed from the checkpoint, which the delivery moved).
+   */
+  async #gather(from: string): Promise<Batch | undefined> {
+    const { clock, batchSize, batchWindowMs } = this.#host;
+    const records: unknown[] = [];
+    let iterator = from;
+    let firstAt = 0;
+    for (;;) {
+      const gap = this.#lastGetRecordsAt + MIN_READ_GAP_MS - clock.now();
+      if (records.length > 0 && gap > 0) await this.#sleep(gap);
+      if (this.#stopping) return undefined;
+      const limit = Math.min(this.#host.maxRecordsPerRead, batchSize - records.length);
+      let page;
+      try {
+        if (this.state !== 'blocked') this.state = 'reading';
+        this.#lastGetRecordsAt = clock.now();
+        page = await this.#host.streams.getRecords(iterator, limit, this.#stop.signal);
+      } catch (error) {
+        if (this.#stopping) return undefined;
+        if (records.length > 0) return { records, iterator };
+        const next = await this.#afterReadFailure(error, iterator);
+        if (next === undefined) return undefined;
+        iterator = next;
+        continue;
+      }
+      const now = clock.now();
+      this.lastReadAt = now;
+      const nextIterator = page.nextIterator;
+      if (page.records.length === 0) {
+        if (!nextIterator) return { records, iterator: undefined };
+        iterator = nextIterator;
+        if (records.length > 0) {
+          // A re-read delivers what came back at once; a first read waits out the window.
+          const left = this.#rereadThrough === undefined ? firstAt + batchWindowMs - now : 0;
+          if (left <= 0) return { records, iterator };
+          await this.#sleep(Math.min(this.#host.pollIntervalMs, left));
+          continue;
+        }
+        this.iteratorAgeMs = 0;
+        this.state = 'idle';
+        if (now - this.#lastCheckpointWrite >= this.#host.checkpointIntervalMs) await this.#writeCheckpoint();
+        await this.#sleep(this.#host.pollIntervalMs);
+        continue;
+      }
+      if (!(await this.#pin(page.records[0]))) return undefined;
+      this.#readRecords = true;
+      if (this.#gapAfter !== undefined) {
+        this.#log.error({ lostAfter: this.#gapAfter, resumedAt: sequenceOf(page.records[0]), policy: 'skip' }, 'trimmed records skipped: the records after lostAfter and before resumedAt were never delivered');
+        this.#gapAfter = undefined;
+      }
+      if (records.length === 0) firstAt = now;
+      for (const record of page.records) records.push(record);
+      const newest = creationTimeOf(page.records[page.records.length - 1]);
+      this.iteratorAgeMs = newest === undefined ? 0 : Math.max(0, now - newest);
+      this.#host.count('records', this.shardId, page.records.length);
+      if (!nextIterator || records.length >= batchSize) return { records, iterator: nextIterator };
+      iterator = nextIterator;
+      if (this.#rereadThrough !== undefined) {
+        if (compareSequenceNumbers(sequenceOf(records[records.length - 1]), this.#rereadThrough) >= 0) return { records, iterator };
+        continue;
+      }
+      const left = firstAt + batchWindowMs - now;
+      if (left <= 0) return { records, iterator };
+      // A short page means the reader caught up: look again after the poll interval, not at once.
+      if (page.records.length < limit) await this.#sleep(Math.min(this.#host.pollIntervalMs, left));
+    }
+  }
+
+  /** The iterator to read with after a failed GetRecords; `undefined` when stopping or the shard stopped. */
+  async #afterReadFailure(error: unknown, iterator: string): Promise<string | undefined> {
+    if (errorName(error) === 'ExpiredIteratorException') {
+      this.#host.count('iteratorRenewals', this.shardId);
+      this.#log.info({ checkpoint: this.checkpoint }, 'shard iterator expired; renewed from the checkpoint');
+      return this.#iterator(this.#resume);
+    }
+    if (errorName(error) === 'TrimmedDataAccessException') return this.#onTrimmed();
+    this.#log.warn({ err: describeError(error) }, 'GetRecords failed; retrying after the poll interval');
+    await this.#sleep(this.#host.pollIntervalMs);
+    return this.#stopping ? undefined : iterator;
+  }
+
+  /**
+   * Pins the checkpoint to the first record read from a start mark or after a trimmed gap (see
+   * the class); from `LATEST` the pin is written under the lease before anything is delivered,
+   * trying again until it is written or the reader stops. False when stopping.
+   */
+  async #pin(first: unknown): Promise<boolean> {
+    if (!isStartMark(this.checkpoint) && this.#gapAfter === undefined) return true;
+    const seq = sequenceOf(first);
+    // A record without a sequence number gives nothing to resume at; the engine dead-letters it.
+    if (!DECIMAL.test(seq)) return true;
+    const fromLatest = this.checkpoint === 'LATEST';
+    this.checkpoint = pinnedAt(seq);
+    if (!fromLatest) return true;
+    while (!(await this.#writeCheckpoint())) {
+      if (this.#stopping) return false;
+      await this.#sleep(this.#host.pollIntervalMs);
+    }
+    return !this.#stopping;
+  }
+
+  /** True once the lease is fresh; while it is not, no delivery starts. False when stopping first. */
+  async #awaitFreshLease(): Promise<boolean> {
+    if (this.#host.leaseFresh(this.shardId)) return true;
+    const was = this.state;
+    this.state = 'fenced';
+    this.#log.warn({}, 'lease not renewed recently; no delivery starts until it is (time fencing)');
+    while (!this.#stopping) {
+      await this.#sleep(Math.min(this.#host.pollIntervalMs, FENCE_CHECK_MS));
+      if (this.#stopping) break;
+      if (this.#host.leaseFresh(this.shardId)) {
+        this.state = was;
+        this.#log.info({}, 'lease fresh again; delivering');
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** One engine call on the batch; the watermark becomes the checkpoint (in memory). */
+  async #deliver(records: readonly unknown[]): Promise<BatchOutcome> {
+    const outcome = await this.#host.engine.process(records, {
+      streamArn: this.#host.streamArn,
+      shardId: this.shardId,
+      alreadyDone: this.#doneAbove,
+      acknowledged: this.#acknowledged,
+      signal: this.#abort.signal,
+    });
+    this.#host.count('delivered', this.shardId, outcome.counts.delivered);
+    this.#host.count('deadLettered', this.shardId, outcome.counts['dead-lettered']);
+    this.#advance(records, outcome.statuses, outcome.watermark);
+    for (const record of records) this.#acknowledged.delete(sequenceOf(record));
+    for (const [index, sinks] of outcome.acknowledged) {
+      const seq = sequenceOf(records[index]);
+      if (seq !== '' && isPastCheckpoint(seq, this.checkpoint)) this.#acknowledged.set(seq, sinks);
+    }
+    return outcome;
+  }
+
   /** Moves the checkpoint to the watermark and remembers what is done above it. */
   #advance(records: readonly unknown[], statuses: readonly string[], watermark: number): void {
     if (watermark > 0) this.checkpoint = sequenceOf(records[watermark - 1]);
     const above = new Set<string>();
-    const floor = isMark(this.checkpoint) ? undefined : BigInt(this.checkpoint);
-    for (const seq of this.#doneAbove) if (floor === undefined || BigInt(seq) > floor) above.add(seq);
+    for (const seq of this.#doneAbove) if (isPastCheckpoint(seq, this.checkpoint)) above.add(seq);
     for (let i = watermark + 1; i < records.length && above.size < this.#host.maxDoneAbove; i++) {
       if (isDone(statuses[i] as Parameters<typeof isDone>[0])) above.add(sequenceOf(records[i]));
     }
@@ -262,6 +397,7 @@ export class ShardReader {
     }
     this.#written = key;
     this.lastCheckpointAt = this.#host.clock.now();
+    this.#lastCheckpointWrite = this.lastCheckpointAt;
     return true;
   }
 
@@ -287,6 +423,6 @@ export class ShardReader {
     }
     this.#gapAfter = this.checkpoint;
     this.#log.warn({ lostAfter: this.checkpoint, policy: 'skip' }, 'records after the checkpoint were trimmed from the stream; skipping to the oldest record kept');
-    return this.#host.streams.getShardIterator(this.#host.streamArn, this.shardId, { type: 'TRIM_HORIZON' }, this.#stop.signal);
+    return this.#iterator({ type: 'TRIM_HORIZON' });
   }
 }

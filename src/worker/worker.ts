@@ -34,8 +34,25 @@ export interface WorkerOptions {
   readonly coordinationIntervalMs?: number;
   /** Pause after an empty read of a shard. @default 1000 */
   readonly pollIntervalMs?: number;
-  /** Records per GetRecords call, and so at most in flight per shard. @default 1000 */
+  /** Records per GetRecords call (the service's limit is 1,000). @default 1000 */
   readonly maxRecordsPerRead?: number;
+  /**
+   * Most records one engine call (one delivery) carries, and so at most in flight per shard: the
+   * reader gathers consecutive GetRecords pages of a shard up to it, like the `BatchSize` of
+   * Lambda's event source mapping. Up to 10,000. An S3 export object holds at most one engine
+   * call's records, so raise it with `batchWindowMs` for fewer, larger objects (docs/s3-export.md).
+   * @default maxRecordsPerRead (one page per delivery)
+   */
+  readonly batchSize?: number;
+  /**
+   * How long, from the first record of a batch, the reader keeps gathering pages before it
+   * delivers a batch smaller than `batchSize`, like Lambda's `MaximumBatchingWindowInSeconds`: a
+   * full page is followed by the next read 200 ms later at the earliest (5 calls a second per
+   * shard, as the service allows), a short one by the next after `pollIntervalMs`. Up to 300,000.
+   * Every sink of the app waits with the batch: it adds up to this much latency.
+   * @default 0 (deliver each page as it comes)
+   */
+  readonly batchWindowMs?: number;
   /** Checkpoint writes per shard at most this often (and at a shard's end and at shutdown). @default 5000 */
   readonly checkpointIntervalMs?: number;
   /** How often DescribeStream looks for new shards. @default 30000 */
@@ -103,6 +120,17 @@ const positive = (field: string, value: number | undefined, fallback: number): n
   return v;
 };
 
+const batching = (options: WorkerOptions): { batchSize: number; batchWindowMs: number } => {
+  const { batchSize, batchWindowMs = 0 } = options;
+  if (batchSize !== undefined && (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 10_000)) {
+    throw new ConfigError('batchSize', `must be an integer from 1 to 10000 (records per delivery, like Lambda's BatchSize), got \`${String(batchSize)}\`.`);
+  }
+  if (!Number.isInteger(batchWindowMs) || batchWindowMs < 0 || batchWindowMs > 300_000) {
+    throw new ConfigError('batchWindowMs', `must be an integer from 0 to 300000 (ms to gather pages before a delivery; 0 delivers each page), got \`${String(batchWindowMs)}\`.`);
+  }
+  return { batchSize: batchSize ?? Math.min(1000, Math.floor(options.maxRecordsPerRead ?? 1000)), batchWindowMs };
+};
+
 /**
  * The long-lived shape: reads a table's stream itself, shares its shards with any number of peer
  * processes through a lease table, and runs the same engine as the Lambda shape.
@@ -147,6 +175,7 @@ export class Worker {
       coordinationIntervalMs: positive('coordinationIntervalMs', options.coordinationIntervalMs, Math.min(1000, leaseDurationMs / 3)),
       pollIntervalMs: positive('pollIntervalMs', options.pollIntervalMs, 1000),
       maxRecordsPerRead: Math.min(1000, Math.floor(positive('maxRecordsPerRead', options.maxRecordsPerRead, 1000))),
+      ...batching(options),
       checkpointIntervalMs: positive('checkpointIntervalMs', options.checkpointIntervalMs, 5000),
       discoveryIntervalMs: positive('discoveryIntervalMs', options.discoveryIntervalMs, 30_000),
       initialPosition: options.initialPosition ?? 'TRIM_HORIZON',
@@ -369,6 +398,8 @@ export class Worker {
       streamArn: this.#o.streamArn,
       pollIntervalMs: this.#o.pollIntervalMs,
       maxRecordsPerRead: this.#o.maxRecordsPerRead,
+      batchSize: this.#o.batchSize,
+      batchWindowMs: this.#o.batchWindowMs,
       checkpointIntervalMs: this.#o.checkpointIntervalMs,
       maxDoneAbove: this.#o.maxDoneAbove,
       onTrimmedData: this.#o.onTrimmedData,
