@@ -7,6 +7,7 @@
  * - STREAM_ARN: the stream to read; default the table's latest stream.
  * - AWS_REGION, DYNAMODB_ENDPOINT (for DynamoDB Local), LOG_LEVEL, LOG_IMAGES=true.
  * - POLL_INTERVAL_MS, LEASE_DURATION_MS, DRAIN_TIMEOUT_MS, INITIAL_POSITION (TRIM_HORIZON | LATEST), ON_TRIMMED_DATA (fail | skip).
+ * - BATCH_SIZE (records per delivery, up to 10,000), BATCH_WINDOW_MS (how long a delivery may gather pages).
  * - METRICS_PORT: port of GET /metrics and GET /healthz, default 9464; `false` turns them off.
  */
 import app from '../dynamo-cdc.config.js';
@@ -26,6 +27,8 @@ await runWorker({
   ...(num('POLL_INTERVAL_MS') ? { pollIntervalMs: num('POLL_INTERVAL_MS') } : {}),
   ...(num('LEASE_DURATION_MS') ? { leaseDurationMs: num('LEASE_DURATION_MS') } : {}),
   ...(num('DRAIN_TIMEOUT_MS') ? { drainTimeoutMs: num('DRAIN_TIMEOUT_MS') } : {}),
+  ...(num('BATCH_SIZE') ? { batchSize: num('BATCH_SIZE') } : {}),
+  ...(env['BATCH_WINDOW_MS'] ? { batchWindowMs: num('BATCH_WINDOW_MS') } : {}),
   ...(env['INITIAL_POSITION'] ? { initialPosition: env['INITIAL_POSITION'] as 'TRIM_HORIZON' | 'LATEST' } : {}),
   ...(env['ON_TRIMMED_DATA'] ? { onTrimmedData: env['ON_TRIMMED_DATA'] as 'fail' | 'skip' } : {}),
   ...(env['METRICS_PORT'] ? { metricsPort: env['METRICS_PORT'] === 'false' ? false : Number(env['METRICS_PORT']) } : {}),
