@@ -135,8 +135,10 @@ export class LeaseKeeper {
       throw new LeaseWriteSkipped('an earlier checkpoint write of this lease is still unanswered; the checkpoint is written after the next renewal');
     }
     try {
-      // The renewal may not wait longer than this: then the checkpoint is given up on and the lane freed.
-      const outcome = await within(this.#o.clock, this.#o.store.checkpoint(kept.lease, checkpoint, doneAbove), this.#budget(kept.renewedAt + 2 * this.#renewMs));
+      // A due renewal waits for a checkpoint half a renewal period at most: then the checkpoint is
+      // given up on and the lane handed to the renewal, which still has a renewal period and a half
+      // before the fence.
+      const outcome = await within(this.#o.clock, this.#o.store.checkpoint(kept.lease, checkpoint, doneAbove), this.#budget(kept.renewedAt + 1.5 * this.#renewMs));
       if (outcome.late) {
         kept.abandoned = true;
         throw new LeaseWriteSkipped('checkpoint write unanswered while the lease renewal was due; it is written again later');

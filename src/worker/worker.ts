@@ -184,7 +184,7 @@ export class Worker {
       await this.#discovery.discover(leases);
       await this.#coordinate();
     } catch (error) {
-      await this.#shutdown();
+      await this.stop();
       throw error;
     }
     this.#loops = Promise.all([this.#runCoordinator(), this.#discovery.run(() => this.#leases)]);

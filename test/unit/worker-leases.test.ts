@@ -51,13 +51,14 @@ const stallers: { resumeAll(): void }[] = [];
 
 /** Calls of the chosen methods hang while stalled (and resume where they were when released). */
 class Staller {
-  readonly #stalled = new Set<string>();
+  readonly #stalled = new Map<string, (args: unknown[]) => boolean>();
   #waiters: (() => void)[] = [];
   /** Calls that are hanging now, per method. */
   readonly hanging = new Map<string, number>();
 
-  stall(method: string): void {
-    this.#stalled.add(method);
+  /** Calls of `method` hang from now on (those whose arguments `when` picks). */
+  stall(method: string, when: (args: unknown[]) => boolean = () => true): void {
+    this.#stalled.set(method, when);
   }
 
   constructor() {
@@ -65,7 +66,7 @@ class Staller {
   }
 
   resumeAll(): void {
-    for (const method of [...this.#stalled]) this.resume(method);
+    for (const method of [...this.#stalled.keys()]) this.resume(method);
   }
 
   resume(method: string): void {
@@ -82,7 +83,7 @@ class Staller {
         if (typeof value !== 'function') return value;
         return async (...args: unknown[]) => {
           const method = String(prop);
-          while (this.#stalled.has(method)) {
+          while (this.#stalled.get(method)?.(args)) {
             this.hanging.set(method, (this.hanging.get(method) ?? 0) + 1);
             await new Promise<void>((resolve) => this.#waiters.push(resolve));
             this.hanging.set(method, (this.hanging.get(method) ?? 0) - 1);
@@ -94,7 +95,7 @@ class Staller {
   }
 }
 
-/** A store that counts the successful renewals of each owner, with the fake time of each. */
+/** A store that logs the fake time of each successful renewal, per owner and per `owner/shardId`. */
 const renewalLog = (store: MemoryLeaseStore, clock: Clock) => {
   const at = new Map<string, number[]>();
   const wrapped = new Proxy(store, {
@@ -103,12 +104,24 @@ const renewalLog = (store: MemoryLeaseStore, clock: Clock) => {
       if (prop !== 'renew' || typeof value !== 'function') return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(t) : value;
       return async (...args: Parameters<LeaseStore['renew']>) => {
         const renewed = await store.renew(...args);
-        if (renewed?.owner) at.set(renewed.owner, [...(at.get(renewed.owner) ?? []), clock.now()]);
+        for (const key of renewed?.owner ? [renewed.owner, `${renewed.owner}/${renewed.shardId}`] : []) at.set(key, [...(at.get(key) ?? []), clock.now()]);
         return renewed;
       };
     },
   });
   return { store: wrapped, at };
+};
+
+/** A host's clock that runs at `rate` times true (fake) time: a clock that drifts. */
+const drifting = (clock: FakeClock, rate: number): Clock => {
+  const origin = clock.now();
+  return { now: () => origin + (clock.now() - origin) * rate, sleep: (ms, signal) => clock.sleep(ms / rate, signal) };
+};
+
+/** The longest gap between consecutive renewals in [from, to], the ends counting as renewals. */
+const longestGap = (renewals: readonly number[] | undefined, from: number, to: number) => {
+  const times = [from, ...(renewals ?? []).filter((t) => t >= from && t <= to), to];
+  return Math.max(...times.slice(1).map((t, i) => t - (times[i] as number)));
 };
 
 const until = async (condition: () => boolean, timeoutMs = 10_000) => {
@@ -182,17 +195,18 @@ describe('Worker lease keeping (time fencing)', () => {
     const from = clock.now();
     await until(() => clock.now() >= from + 10 * D, 20_000);
 
-    // Assess: a renewed at least every half lease duration throughout, lost nothing, b took nothing.
-    const renewals = [from, ...(at.get('a') ?? []).filter((t) => t >= from), clock.now()];
-    const gaps = renewals.slice(1).map((t, i) => t - (renewals[i] as number));
-    expect(Math.max(...gaps)).toBeLessThanOrEqual(D / 2);
+    // Assess: a renewed on its schedule (every sixth of a lease duration) throughout, lost nothing, b took nothing.
+    expect(longestGap(at.get(`a/${String(a.ownedShards[0])}`), from, clock.now())).toBeLessThanOrEqual(D / 4);
     expect(a.counters.leasesLost).toBe(lost);
     expect(a.ownedShards).toHaveLength(1);
     expect(a.counters.leasesTaken + b.counters.leasesTaken).toBe(taken);
     staller.resume('describeShards');
   });
 
-  it('stops delivering a shard whose renewal hangs before a peer can take it; the peer then takes it and no two deliver at once', async () => {
+  it.each([
+    { clocks: 'the same clock', holderRate: 1, peerRate: 1 },
+    { clocks: "the holder's clock 1 % slow and the peer's 1 % fast", holderRate: 0.99, peerRate: 1.01 },
+  ])('stops delivering a shard whose renewal hangs before a peer can take it, and no two workers deliver at once ($clocks)', async ({ holderRate, peerRate }) => {
     // Prepare: one shard with a steady supply of records; a holds it, then a's renewals hang.
     const clock = keepTimeMoving(new FakeClock());
     const records = streamRecords();
@@ -201,7 +215,7 @@ describe('Worker lease keeping (time fencing)', () => {
     const staller = new Staller();
     const log: Delivery[] = [];
     // Each request takes 100 ms: a page of 10 records keeps the shard busy for a second.
-    const a = makeWorker({ workerId: 'a', clock, streams, leases: staller.wrap<LeaseStore>(shared), sink: timedSink('a', clock, log, 100), maxRecordsPerRead: 10 });
+    const a = makeWorker({ workerId: 'a', clock: drifting(clock, holderRate), streams, leases: staller.wrap<LeaseStore>(shared), sink: timedSink('a', clock, log, 100), maxRecordsPerRead: 10 });
     await a.start();
     await until(() => log.length > 3);
 
@@ -209,20 +223,44 @@ describe('Worker lease keeping (time fencing)', () => {
     staller.stall('renew');
     staller.stall('take');
     const stalledAt = clock.now();
-    const b = makeWorker({ workerId: 'b', clock, streams, leases: shared, sink: timedSink('b', clock, log, 100), maxRecordsPerRead: 10 });
+    const b = makeWorker({ workerId: 'b', clock: drifting(clock, peerRate), streams, leases: shared, sink: timedSink('b', clock, log, 100), maxRecordsPerRead: 10 });
     await b.start();
     await until(() => b.ownedShards.length === 1 && log.some((d) => d.worker === 'b'), 20_000);
 
-    // Assess: a stopped delivering within half a lease duration of its last renewal (before the
-    // stall), b took the lease only after a full one, and their deliveries never overlapped.
+    // Assess (true time): a stopped delivering within half a lease duration of its clock after its
+    // last renewal (before the stall), b took the lease only a full one of its clock after it saw
+    // that renewal, and their deliveries never overlapped.
     const lastOfA = Math.max(...log.filter((d) => d.worker === 'a').map((d) => d.end));
     const firstOfB = Math.min(...log.filter((d) => d.worker === 'b').map((d) => d.start));
-    expect(lastOfA).toBeLessThanOrEqual(stalledAt + D / 2);
-    expect(firstOfB).toBeGreaterThanOrEqual(stalledAt + D);
     expect(overlaps(log)).toEqual([]);
+    expect(lastOfA).toBeLessThanOrEqual(stalledAt + D / 2 / holderRate);
+    expect(firstOfB).toBeGreaterThanOrEqual(stalledAt + D / peerRate);
     expect(a.ownedShards).toEqual([]);
     expect(a.counters.leasesLost).toBe(1);
     staller.resume('renew');
+  });
+
+  it('renews each lease on time while the renewal of another one hangs', async () => {
+    // Prepare: a holds two shards.
+    const clock = keepTimeMoving(new FakeClock());
+    const records = streamRecords();
+    const streams = new ScriptedStreams({ streamArn: STREAM });
+    for (let s = 0; s < 2; s++) streams.addShard({ shardId: `shard-${s}` }).append(`shard-${s}`, changes(records, s, 3));
+    const staller = new Staller();
+    const { store, at } = renewalLog(new MemoryLeaseStore(), clock);
+    const a = makeWorker({ workerId: 'a', clock, streams, leases: staller.wrap<LeaseStore>(store), sink: timedSink('a', clock, [], 10) });
+    await a.start();
+    await until(() => a.ownedShards.length === 2);
+
+    // Act: renewals of shard-0 hang for five lease durations.
+    staller.stall('renew', ([lease]) => (lease as { shardId: string }).shardId === 'shard-0');
+    const from = clock.now();
+    await until(() => clock.now() >= from + 5 * D, 20_000);
+
+    // Assess: shard-1 was renewed on schedule and kept; shard-0 was dropped at its fence.
+    expect(longestGap(at.get('a/shard-1'), from, clock.now())).toBeLessThanOrEqual(D / 4);
+    expect(a.ownedShards).toContain('shard-1');
+    expect(a.counters.leasesLost).toBeGreaterThanOrEqual(1);
   });
 
   it('keeps renewing while a checkpoint write of the same lease hangs', async () => {
@@ -245,15 +283,38 @@ describe('Worker lease keeping (time fencing)', () => {
     await until(() => clock.now() >= from + 5 * D, 20_000);
 
     // Assess
-    const renewals = [from, ...(at.get('a') ?? []).filter((t) => t >= from), clock.now()];
-    const gaps = renewals.slice(1).map((t, i) => t - (renewals[i] as number));
-    expect(Math.max(...gaps)).toBeLessThanOrEqual(D / 2);
+    expect(longestGap(at.get('a/shard-1'), from, clock.now())).toBeLessThanOrEqual(D / 4);
     expect(a.counters.leasesLost).toBe(0);
     staller.resume('checkpoint');
   });
 });
 
 describe('Worker stop', () => {
+  it('keeps renewing while a long delivery drains, so no peer takes the lease before it is released', async () => {
+    // Prepare: a's sink takes longer than a lease duration per request; b waits for a lease.
+    const clock = keepTimeMoving(new FakeClock());
+    const records = streamRecords();
+    const streams = new ScriptedStreams({ streamArn: STREAM }).addShard({ shardId: 'shard-1' }).append('shard-1', changes(records, 1, 1));
+    const shared = new MemoryLeaseStore();
+    const log: Delivery[] = [];
+    const a = makeWorker({ workerId: 'a', clock, streams, leases: shared, sink: timedSink('a', clock, log, 1.5 * D), drainTimeoutMs: 3 * D });
+    await a.start();
+    await until(() => log.length === 1);
+    const b = makeWorker({ workerId: 'b', clock, streams, leases: shared, sink: timedSink('b', clock, log, 10) });
+    await b.start();
+
+    // Act
+    await a.stop();
+    await until(() => b.ownedShards.length === 1);
+
+    // Assess: a's delivery finished and was checkpointed, then the lease went to b, which re-sent nothing.
+    expect(a.counters.leasesLost).toBe(0);
+    expect(a.counters.leasesReleased).toBe(1);
+    expect(log.map((d) => [d.worker, d.end - d.start])).toEqual([['a', 1.5 * D]]);
+    expect(shared.get(STREAM, 'shard-1')?.owner).toBe('b');
+  });
+
+
   it('releases a lease whose take was in flight when stop() was called, and starts no reader for it', async () => {
     // Prepare: a worker with no shard yet; the shard appears, and its take hangs.
     const clock = keepTimeMoving(new FakeClock());
