@@ -95,6 +95,7 @@ export class LeaseKeeper {
   /** Stops the timer and forgets every lease (release them first). */
   async stop(): Promise<void> {
     this.#stop.abort();
+    this.#wake.abort();
     this.#kept.clear();
     await this.#loop;
   }
@@ -183,9 +184,9 @@ export class LeaseKeeper {
   async #run(): Promise<void> {
     while (!this.#stop.signal.aborted) {
       this.#tick();
+      // One controller per sleep, aborted by stop() too (AbortSignal.any would pile listeners on a long-lived signal).
       this.#wake = new AbortController();
-      const signal = AbortSignal.any([this.#stop.signal, this.#wake.signal]);
-      await this.#o.clock.sleep(this.#nextWakeInMs(), signal).catch(() => {});
+      await this.#o.clock.sleep(this.#nextWakeInMs(), this.#wake.signal).catch(() => {});
     }
   }
 

@@ -31,6 +31,7 @@ export class ShardDiscovery {
 
   constructor(options: ShardDiscoveryOptions) {
     this.#o = options;
+    options.signal.addEventListener('abort', () => this.#wake.abort(), { once: true });
   }
 
   /** Runs a discovery at the next turn of the loop instead of at the interval (a shard ended). */
@@ -55,16 +56,18 @@ export class ShardDiscovery {
         continue;
       }
       this.#wake = new AbortController();
-      await clock.sleep(dueIn, AbortSignal.any([signal, this.#wake.signal])).catch(() => {});
+      if (signal.aborted) break;
+      await clock.sleep(dueIn, this.#wake.signal).catch(() => {});
     }
   }
 
   /** One discovery: a lease for each shard without one; children of a closed shard get it as parent. */
   async discover(leases: readonly Lease[]): Promise<void> {
     const { streamArn, store } = this.#o;
+    // Counted from the start, so a soon() during this discovery asks for one more.
+    this.#lastAt = this.#o.clock.now();
     const shards = await this.#o.streams.describeShards(streamArn, this.#o.signal);
     this.#shards = new Map(shards.map((s) => [s.shardId, s]));
-    this.#lastAt = this.#o.clock.now();
     const known = new Set(leases.map((l) => l.shardId));
     for (const shard of shards) {
       if (known.has(shard.shardId)) continue;

@@ -30,7 +30,10 @@ export interface WorkerOptions {
   readonly clock?: Clock;
   /**
    * A lease whose counter has not moved for this long, on this worker's clock, is expired and may
-   * be taken. The holder renews at a third of it and stops reading a shard it could not renew.
+   * be taken. The holder renews every sixth of it; a lease not renewed for half of it starts no
+   * delivery, and its in-flight delivery is aborted and the lease dropped (time fencing, see
+   * docs/lease-table.md). A lease taken from a live peer to balance is read a lease duration after
+   * its counter last moved. Failover after a crash takes one to two lease durations.
    * @default 10000
    */
   readonly leaseDurationMs?: number;
