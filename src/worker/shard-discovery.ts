@@ -26,6 +26,8 @@ export class ShardDiscovery {
   #shards: Map<string, ShardDescription> | undefined;
   #lastAt = -Infinity;
   #wake = new AbortController();
+  /** This worker's clock at the end of the last discovery that succeeded. */
+  lastSuccessAt: number | undefined;
   /** True until the first discovery of a stream that had no lease at all: only then does `initialPosition` apply. */
   firstStart = false;
 
@@ -76,6 +78,7 @@ export class ShardDiscovery {
       if (created) this.#o.logger.info({ shardId: shard.shardId, parent: shard.parentShardId, checkpoint }, 'lease created for shard');
     }
     this.firstStart = false;
+    this.lastSuccessAt = this.#o.clock.now();
     // A finished shard that has left the stream (24 h after it closed) needs no lease: its
     // children see it gone from both the stream and the table and may start.
     for (const lease of leases) {

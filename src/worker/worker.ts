@@ -225,14 +225,17 @@ export class Worker {
   }
 
   /**
-   * Live when the coordinator ran within two intervals and every shard it reads has read within
-   * `staleAfterMs` (default: three poll intervals, at least 10 s) — measured from successful reads
-   * and checkpoints, not only from iterator age.
+   * Live when the coordinator ran within two intervals, shard discovery succeeded within two of
+   * its intervals (each plus 5 s), and every shard it reads has read within `staleAfterMs`
+   * (default: three poll intervals, at least 10 s) — measured from successful reads and
+   * checkpoints, not only from iterator age.
    */
   isLive(staleAfterMs = Math.max(10_000, 3 * this.#o.pollIntervalMs)): boolean {
     const now = this.#clock.now();
     if (this.#stopping) return false;
     if (this.#lastCoordinationAt === undefined || now - this.#lastCoordinationAt > 2 * this.#o.coordinationIntervalMs + 5000) return false;
+    const discovered = this.#discovery.lastSuccessAt;
+    if (discovered === undefined || now - discovered > 2 * this.#o.discoveryIntervalMs + 5000) return false;
     for (const reader of this.#readers.values()) {
       if (reader.state === 'failed') return false;
       const last = Math.max(reader.lastReadAt ?? -Infinity, reader.lastCheckpointAt ?? -Infinity);

@@ -200,6 +200,8 @@ describe('Worker lease keeping (time fencing)', () => {
     expect(a.counters.leasesLost).toBe(lost);
     expect(a.ownedShards).toHaveLength(1);
     expect(a.counters.leasesTaken + b.counters.leasesTaken).toBe(taken);
+    // Yet a reports that its discovery stalled.
+    expect([a.isLive(), b.isLive()]).toEqual([false, true]);
     staller.resume('describeShards');
   });
 
