@@ -7,7 +7,11 @@ import type { EngineObserver } from '../core/engine.js';
 import { ConfigError, describeError } from '../errors.js';
 import { createLogger } from '../observability/logger.js';
 import type { Clock, Logger } from '../ports.js';
-import type { Lease, LeaseStore, ShardDescription, StreamsApi } from './ports.js';
+import { LeaseObserver, planTakes } from './balancer.js';
+import type { TakeReason } from './balancer.js';
+import { LeaseKeeper } from './lease-keeper.js';
+import type { Lease, LeaseStore, StreamsApi } from './ports.js';
+import { ShardDiscovery } from './shard-discovery.js';
 import { ShardReader } from './shard-reader.js';
 import type { ReaderHost, ReaderState } from './shard-reader.js';
 
@@ -26,7 +30,10 @@ export interface WorkerOptions {
   readonly clock?: Clock;
   /**
    * A lease whose counter has not moved for this long, on this worker's clock, is expired and may
-   * be taken. The holder renews at a third of it and stops reading a shard it could not renew.
+   * be taken. The holder renews every sixth of it; a lease not renewed for half of it starts no
+   * delivery, and its in-flight delivery is aborted and the lease dropped (time fencing, see
+   * docs/lease-table.md). A lease taken from a live peer to balance is read a lease duration after
+   * its counter last moved. Failover after a crash takes one to two lease durations.
    * @default 10000
    */
   readonly leaseDurationMs?: number;
@@ -99,21 +106,6 @@ export interface WorkerCounters {
   leasesReleased: number;
 }
 
-interface Held {
-  lease: Lease;
-  reader: ShardReader;
-  lastRenewAt: number;
-  /** Serialises renewals and checkpoints: both are conditional on the counter. */
-  lock: Promise<unknown>;
-}
-
-interface Observation {
-  counter: number;
-  owner: string | undefined;
-  /** This worker's clock when it first saw this counter. */
-  since: number;
-}
-
 const positive = (field: string, value: number | undefined, fallback: number): number => {
   const v = value ?? fallback;
   if (!Number.isFinite(v) || v <= 0) throw new ConfigError(field, `must be a number > 0, got \`${String(value)}\`.`);
@@ -135,6 +127,11 @@ const batching = (options: WorkerOptions): { batchSize: number; batchWindowMs: n
  * The long-lived shape: reads a table's stream itself, shares its shards with any number of peer
  * processes through a lease table, and runs the same engine as the Lambda shape.
  *
+ * It is three small parts on loops of their own, and the shard readers: the {@link LeaseKeeper}
+ * renews this worker's leases on a timer nothing else can delay and fences deliveries by time;
+ * {@link ShardDiscovery} gives every shard a lease; the coordinator lists the lease table, notices
+ * leases taken away, and takes free, expired or (to balance, see {@link planTakes}) peers' leases.
+ *
  * @example
  * const worker = new Worker({ app, streamArn, streams: dynamoDbStreamsApi({}), leases: dynamoDbLeaseStore({ tableName: 'dynamo-cdc-leases' }) });
  * await worker.start();
@@ -147,18 +144,17 @@ export class Worker {
   readonly #log: Logger;
   readonly #clock: Clock;
   readonly #engine: Engine;
-  readonly #held = new Map<string, Held>();
-  readonly #seen = new Map<string, Observation>();
+  readonly #keeper: LeaseKeeper;
+  readonly #discovery: ShardDiscovery;
+  readonly #observer: LeaseObserver;
+  /** The reader of each shard this worker holds; the keeper holds the leases themselves. */
+  readonly #readers = new Map<string, ShardReader>();
   #leases: Lease[] = [];
-  #shards: Map<string, ShardDescription> | undefined;
-  #lastDiscovery = -Infinity;
-  #discoverSoon = true;
-  #firstStart = false;
+  #started = false;
   #stopping = false;
   readonly #stopSignal = new AbortController();
-  #loop: Promise<void> | undefined;
+  #loops: Promise<unknown> = Promise.resolve();
   #stopped: Promise<void> | undefined;
-  /** Lives on between shard readers so the status keeps the last read of a shard that moved. */
   #lastCoordinationAt: number | undefined;
 
   constructor(options: WorkerOptions) {
@@ -193,15 +189,36 @@ export class Worker {
     this.#clock = options.clock ?? systemClock;
     this.#log = (options.logger ?? createLogger()).child({ workerId: this.workerId });
     this.#engine = new Engine({ app: options.app, logger: this.#log, clock: this.#clock, ...(options.observer ? { observer: options.observer } : {}) });
+    this.#keeper = new LeaseKeeper({ store: this.#o.leases, clock: this.#clock, logger: this.#log, leaseDurationMs, onLost: (shardId, why) => this.#stopReader(shardId, why) });
+    this.#discovery = new ShardDiscovery({
+      streamArn: this.#o.streamArn,
+      streams: this.#o.streams,
+      store: this.#o.leases,
+      clock: this.#clock,
+      logger: this.#log,
+      intervalMs: this.#o.discoveryIntervalMs,
+      initialPosition: this.#o.initialPosition,
+      signal: this.#stopSignal.signal,
+    });
+    this.#observer = new LeaseObserver(this.#clock, leaseDurationMs);
   }
 
-  /** Starts coordinating and reading; resolves after the first coordination round. */
+  /** Starts coordinating and reading; resolves after the first discovery and coordination round. */
   async start(): Promise<void> {
-    if (this.#loop) throw new Error('worker already started');
-    this.#firstStart = (await this.#o.leases.list(this.#o.streamArn)).length === 0;
-    this.#log.info({ streamArn: this.#o.streamArn, firstStart: this.#firstStart }, 'worker starting');
-    await this.#coordinate();
-    this.#loop = this.#run();
+    if (this.#started) throw new Error('worker already started');
+    this.#started = true;
+    const leases = await this.#o.leases.list(this.#o.streamArn);
+    this.#discovery.firstStart = leases.length === 0;
+    this.#log.info({ streamArn: this.#o.streamArn, firstStart: this.#discovery.firstStart }, 'worker starting');
+    this.#keeper.start();
+    try {
+      await this.#discovery.discover(leases);
+      await this.#coordinate();
+    } catch (error) {
+      await this.stop();
+      throw error;
+    }
+    this.#loops = Promise.all([this.#runCoordinator(), this.#discovery.run(() => this.#leases)]);
   }
 
   /**
@@ -216,35 +233,38 @@ export class Worker {
   /** Per shard: owner, checkpoint, lineage, and this worker's reader state and liveness. */
   status(): ShardStatus[] {
     return this.#leases.map((lease) => {
-      const held = this.#held.get(lease.shardId);
+      const reader = this.#readers.get(lease.shardId);
       return {
         shardId: lease.shardId,
-        owner: held ? this.workerId : lease.owner,
-        checkpoint: held?.reader.checkpoint ?? lease.checkpoint,
+        owner: reader ? this.workerId : lease.owner,
+        checkpoint: reader?.checkpoint ?? lease.checkpoint,
         parents: lease.parents,
-        state: held?.reader.state,
-        lastReadAt: held?.reader.lastReadAt,
-        lastCheckpointAt: held?.reader.lastCheckpointAt,
-        iteratorAgeMs: held?.reader.iteratorAgeMs,
+        state: reader?.state,
+        lastReadAt: reader?.lastReadAt,
+        lastCheckpointAt: reader?.lastCheckpointAt,
+        iteratorAgeMs: reader?.iteratorAgeMs,
       };
     });
   }
 
   /** Shards this worker reads now. */
   get ownedShards(): string[] {
-    return [...this.#held.keys()];
+    return [...this.#readers.keys()];
   }
 
   /**
-   * Live when the coordinator ran within two intervals and every shard it reads has read within
-   * `staleAfterMs` (default: three poll intervals, at least 10 s) — measured from successful reads
-   * and checkpoints, not only from iterator age.
+   * Live when the coordinator ran within two intervals, shard discovery succeeded within two of
+   * its intervals (each plus 5 s), and every shard it reads has read within `staleAfterMs`
+   * (default: three poll intervals, at least 10 s) — measured from successful reads and
+   * checkpoints, not only from iterator age.
    */
   isLive(staleAfterMs = Math.max(10_000, 3 * this.#o.pollIntervalMs)): boolean {
     const now = this.#clock.now();
     if (this.#stopping) return false;
     if (this.#lastCoordinationAt === undefined || now - this.#lastCoordinationAt > 2 * this.#o.coordinationIntervalMs + 5000) return false;
-    for (const { reader } of this.#held.values()) {
+    const discovered = this.#discovery.lastSuccessAt;
+    if (discovered === undefined || now - discovered > 2 * this.#o.discoveryIntervalMs + 5000) return false;
+    for (const reader of this.#readers.values()) {
       if (reader.state === 'failed') return false;
       const last = Math.max(reader.lastReadAt ?? -Infinity, reader.lastCheckpointAt ?? -Infinity);
       if (reader.state !== 'ended' && reader.state !== 'starting' && now - last > staleAfterMs) return false;
@@ -252,7 +272,8 @@ export class Worker {
     return true;
   }
 
-  async #run(): Promise<void> {
+  /** The coordinator's loop: list, notice leases taken away, take and balance. Renewals are not here. */
+  async #runCoordinator(): Promise<void> {
     while (!this.#stopping) {
       await this.#clock.sleep(this.#o.coordinationIntervalMs, this.#stopSignal.signal).catch(() => {});
       if (this.#stopping) break;
@@ -265,132 +286,57 @@ export class Worker {
   }
 
   async #coordinate(): Promise<void> {
-    const now = this.#clock.now();
-    await this.#renew(now);
-    if (this.#stopping) return;
-    if (this.#discoverSoon || now - this.#lastDiscovery >= this.#o.discoveryIntervalMs) await this.#discover();
     const leases = await this.#o.leases.list(this.#o.streamArn);
     this.#leases = leases;
-    this.#observe(leases);
+    this.#observer.observe(leases);
     // A held lease that moved in the table was taken: stop at once rather than at the next renewal.
     for (const lease of leases) {
-      const held = this.#held.get(lease.shardId);
-      if (held && lease.counter > held.lease.counter && lease.owner !== this.workerId) this.#lose(held, 'lease taken by another worker');
+      const held = this.#keeper.lease(lease.shardId);
+      if (held && lease.counter > held.counter && lease.owner !== this.workerId) {
+        this.#keeper.forget(lease.shardId);
+        this.#stopReader(lease.shardId, 'lease taken by another worker');
+      }
     }
     await this.#takeAndBalance(leases);
     this.#lastCoordinationAt = this.#clock.now();
   }
 
-  /** Renews held leases due for it; a lease that cannot be renewed is lost and its reader stops. */
-  async #renew(now: number): Promise<void> {
-    const due = [...this.#held.values()].filter((h) => now - h.lastRenewAt >= this.#o.leaseDurationMs / 3);
-    await Promise.all(
-      due.map((held) =>
-        this.#withLock(held, async () => {
-          let renewed: Lease | undefined;
-          try {
-            renewed = await this.#o.leases.renew(held.lease);
-          } catch (error) {
-            // Not lost yet: keep reading until the lease would expire for peers.
-            if (this.#clock.now() - held.lastRenewAt >= this.#o.leaseDurationMs * 0.8) this.#lose(held, 'lease could not be renewed in time');
-            this.#log.warn({ err: describeError(error), shardId: held.lease.shardId }, 'lease renewal failed');
-            return;
-          }
-          if (!renewed) return this.#lose(held, 'lease taken by another worker');
-          held.lease = renewed;
-          held.lastRenewAt = now;
-        }),
-      ),
-    );
-  }
-
-  #lose(held: Held, why: string): void {
-    if (this.#held.get(held.lease.shardId) !== held) return;
-    this.#held.delete(held.lease.shardId);
-    this.counters.leasesLost++;
-    held.reader.abort();
-    this.#log.warn({ shardId: held.lease.shardId }, `${why}; shard reader stopped`);
-  }
-
-  /** Creates leases for shards that have none. Children of a closed shard get it as parent. */
-  async #discover(): Promise<void> {
-    const shards = await this.#o.streams.describeShards(this.#o.streamArn, this.#stopSignal.signal);
-    this.#shards = new Map(shards.map((s) => [s.shardId, s]));
-    this.#lastDiscovery = this.#clock.now();
-    this.#discoverSoon = false;
-    const known = new Set(this.#leases.map((l) => l.shardId));
-    for (const shard of shards) {
-      if (known.has(shard.shardId)) continue;
-      const checkpoint = this.#firstStart && this.#o.initialPosition === 'LATEST' ? (shard.endingSequenceNumber ? 'SHARD_END' : 'LATEST') : 'TRIM_HORIZON';
-      const created = await this.#o.leases.create({ streamArn: this.#o.streamArn, shardId: shard.shardId, parents: shard.parentShardId ? [shard.parentShardId] : [], checkpoint });
-      if (created) this.#log.info({ shardId: shard.shardId, parent: shard.parentShardId, checkpoint }, 'lease created for shard');
-    }
-    this.#firstStart = false;
-    // A finished shard that has left the stream (24 h after it closed) needs no lease: its
-    // children see it gone from both the stream and the table and may start.
-    for (const lease of this.#leases) {
-      if (lease.checkpoint === 'SHARD_END' && !this.#shards.has(lease.shardId)) {
-        await this.#o.leases.remove(lease).catch((error: unknown) => this.#log.warn({ err: describeError(error), shardId: lease.shardId }, 'removing a finished lease failed'));
-      }
-    }
-  }
-
-  #observe(leases: readonly Lease[]): void {
-    const now = this.#clock.now();
-    const present = new Set<string>();
-    for (const lease of leases) {
-      present.add(lease.shardId);
-      const seen = this.#seen.get(lease.shardId);
-      if (!seen || seen.counter !== lease.counter || seen.owner !== lease.owner) this.#seen.set(lease.shardId, { counter: lease.counter, owner: lease.owner, since: now });
-    }
-    for (const shardId of this.#seen.keys()) if (!present.has(shardId)) this.#seen.delete(shardId);
-  }
-
-  #expired(lease: Lease): boolean {
-    const seen = this.#seen.get(lease.shardId);
-    return !!seen && this.#clock.now() - seen.since >= this.#o.leaseDurationMs;
-  }
-
-  /** A shard may be read once every parent reached SHARD_END, or is gone from the stream and the lease table. */
-  #ready(lease: Lease, byShard: ReadonlyMap<string, Lease>): boolean {
-    return lease.parents.every((parent) => {
-      const parentLease = byShard.get(parent);
-      if (parentLease) return parentLease.checkpoint === 'SHARD_END';
-      return this.#shards !== undefined && !this.#shards.has(parent);
-    });
-  }
-
   async #takeAndBalance(leases: readonly Lease[]): Promise<void> {
-    if (this.#stopping) return;
     const byShard = new Map(leases.map((l) => [l.shardId, l]));
-    const open = leases.filter((l) => l.checkpoint !== 'SHARD_END' && this.#ready(l, byShard));
-    const liveOwners = new Set<string>([this.workerId]);
-    for (const l of open) if (l.owner && l.owner !== this.workerId && !this.#expired(l)) liveOwners.add(l.owner);
-    const target = Math.ceil(open.length / liveOwners.size);
-    let mine = this.#held.size;
-    // A lease under this worker's own id that it does not hold is a previous incarnation's (a
-    // restart with a fixed workerId): it expires like any other, or nobody would ever take it.
-    const free = open.filter((l) => !this.#held.has(l.shardId) && (!l.owner || this.#expired(l)));
-    // Free leases first (released or never owned), then expired ones.
-    free.sort((a, b) => Number(Boolean(a.owner)) - Number(Boolean(b.owner)));
-    for (const lease of free) {
-      if (mine >= target) break;
-      if (await this.#take(lease, lease.owner ? 'expired' : 'free')) mine++;
+    const open = leases.filter((l) => l.checkpoint !== 'SHARD_END' && this.#discovery.ready(l, byShard));
+    const plan = planTakes({ workerId: this.workerId, open, held: new Set(this.#readers.keys()), expired: (l) => this.#observer.expired(l) });
+    for (const { lease, why } of plan.candidates) {
+      if (this.#stopping || this.#readers.size >= plan.target) break;
+      await this.#take(lease, why);
     }
-    if (mine >= target || free.length > 0) return;
-    // Balance: take one lease from the busiest peer when it holds more than its share.
-    const counts = new Map<string, Lease[]>();
-    for (const l of open) if (l.owner && l.owner !== this.workerId && !this.#expired(l)) counts.set(l.owner, [...(counts.get(l.owner) ?? []), l]);
-    const [busiest] = [...counts.entries()].sort((a, b) => b[1].length - a[1].length);
-    if (busiest && busiest[1].length > target && busiest[1].length - 1 >= mine + 1) await this.#take(busiest[1][0] as Lease, 'balance');
   }
 
-  async #take(lease: Lease, why: 'free' | 'expired' | 'balance'): Promise<boolean> {
+  async #take(lease: Lease, why: TakeReason): Promise<void> {
+    // Freshness counts from when the take was sent; a lease taken from a holder that may still be
+    // delivering (balance) is read only once that holder's fence has surely passed.
+    const sentAt = this.#clock.now();
+    const quietAt = lease.owner ? this.#observer.quietAt(lease) : sentAt;
     const taken = await this.#o.leases.take(lease, this.workerId);
-    if (!taken) return false;
+    if (!taken) return;
     this.counters.leasesTaken++;
+    if (this.#stopping) {
+      // stop() came while the take was in flight: hand the lease straight back, start no reader.
+      await this.#o.leases.release(taken).then(
+        (released) => {
+          if (released) this.counters.leasesReleased++;
+          this.#log.info({ shardId: lease.shardId }, 'lease taken while stopping; released');
+        },
+        (error: unknown) => this.#log.warn({ err: describeError(error), shardId: lease.shardId }, 'lease taken while stopping could not be released; it expires instead'),
+      );
+      return;
+    }
     this.#log.info({ shardId: lease.shardId, from: lease.owner, why, checkpoint: taken.checkpoint }, 'lease taken');
-    const host: ReaderHost = {
+    this.#keeper.add(taken, sentAt);
+    this.#readers.set(lease.shardId, new ShardReader(this.#readerHost(), taken, Math.max(0, quietAt - this.#clock.now())));
+  }
+
+  #readerHost(): ReaderHost {
+    return {
       engine: this.#engine,
       streams: this.#o.streams,
       logger: this.#log,
@@ -403,75 +349,48 @@ export class Worker {
       checkpointIntervalMs: this.#o.checkpointIntervalMs,
       maxDoneAbove: this.#o.maxDoneAbove,
       onTrimmedData: this.#o.onTrimmedData,
-      leaseFresh: () => true,
-      checkpoint: (shardId, checkpoint, doneAbove) => this.#checkpoint(shardId, checkpoint, doneAbove),
+      leaseFresh: (shardId) => this.#keeper.fresh(shardId),
+      checkpoint: (shardId, checkpoint, doneAbove) => this.#keeper.checkpoint(shardId, checkpoint, doneAbove),
       shardEnded: (shardId) => void this.#shardEnded(shardId),
       count: (event, _shardId, n = 1) => {
         this.counters[event] += n;
       },
     };
-    const held: Held = { lease: taken, reader: undefined as unknown as ShardReader, lastRenewAt: this.#clock.now(), lock: Promise.resolve() };
-    this.#held.set(lease.shardId, held);
-    // A lease taken from a live peer: give the peer a coordination round or two to notice and
-    // stop before reading, so the two never deliver the same shard at once.
-    held.reader = new ShardReader(host, taken, why === 'balance' ? 2 * this.#o.coordinationIntervalMs : 0);
-    return true;
   }
 
-  #withLock<T>(held: Held, fn: () => Promise<T>): Promise<T> {
-    const next = held.lock.then(fn, fn);
-    held.lock = next.catch(() => {});
-    return next;
+  /** The lease is lost (the keeper dropped it, or a peer took it): abort its reader's delivery and stop it. */
+  #stopReader(shardId: string, why: string): void {
+    const reader = this.#readers.get(shardId);
+    if (!reader) return;
+    this.#readers.delete(shardId);
+    this.counters.leasesLost++;
+    reader.abort();
+    this.#log.warn({ shardId }, `${why}; shard reader stopped`);
   }
 
-  async #checkpoint(shardId: string, checkpoint: string, doneAbove: readonly string[]): Promise<boolean> {
-    const held = this.#held.get(shardId);
-    if (!held) return false;
-    return this.#withLock(held, async () => {
-      const ok = await this.#o.leases.checkpoint(held.lease, checkpoint, doneAbove);
-      if (ok) held.lease = { ...held.lease, checkpoint, doneAbove };
-      else this.#lose(held, 'checkpoint refused: lease taken by another worker');
-      return ok;
-    });
-  }
-
-  /** A shard finished: release its lease and look for its children now. */
+  /** A shard finished: leases for its children now, then release its own. */
   async #shardEnded(shardId: string): Promise<void> {
-    const held = this.#held.get(shardId);
-    this.#discoverSoon = true;
-    try {
-      const children = await this.#o.streams.childShards(this.#o.streamArn, shardId, this.#stopSignal.signal);
-      for (const child of children) {
-        await this.#o.leases.create({ streamArn: this.#o.streamArn, shardId: child.shardId, parents: child.parentShardId ? [child.parentShardId] : [shardId], checkpoint: 'TRIM_HORIZON' });
-      }
-    } catch (error) {
-      this.#log.warn({ err: describeError(error), shardId }, 'looking up child shards failed; the next discovery finds them');
-    }
-    if (held) await this.#release(held);
+    await this.#discovery.addChildrenOf(shardId);
+    await this.#release(shardId);
   }
 
-  async #release(held: Held): Promise<void> {
-    if (this.#held.get(held.lease.shardId) !== held) return;
-    this.#held.delete(held.lease.shardId);
-    await this.#withLock(held, async () => {
-      try {
-        if (await this.#o.leases.release(held.lease)) {
-          this.counters.leasesReleased++;
-          this.#log.info({ shardId: held.lease.shardId }, 'lease released');
-        }
-      } catch (error) {
-        this.#log.warn({ err: describeError(error), shardId: held.lease.shardId }, 'lease release failed; it expires instead');
-      }
-    });
+  async #release(shardId: string): Promise<void> {
+    if (!this.#readers.delete(shardId)) return;
+    if (await this.#keeper.release(shardId)) {
+      this.counters.leasesReleased++;
+      this.#log.info({ shardId }, 'lease released');
+    }
   }
 
   async #shutdown(): Promise<void> {
     this.#stopping = true;
     this.#stopSignal.abort();
     this.#log.info({ shards: this.ownedShards }, 'worker stopping: draining shards');
-    const helds = [...this.#held.values()];
-    for (const h of helds) h.reader.stop();
-    const drained = Promise.all(helds.map((h) => h.reader.finished));
+    const readers = [...this.#readers.values()];
+    for (const reader of readers) reader.stop();
+    // The keeper goes on renewing while readers drain. A coordination round in flight (a take, say)
+    // ends meanwhile; a lease it takes now is released at once.
+    const drained = Promise.all([...readers.map((r) => r.finished), this.#loops]);
     const timer = new AbortController();
     const timedOut = await Promise.race([
       drained.then(() => false),
@@ -483,11 +402,11 @@ export class Worker {
     timer.abort();
     if (timedOut) {
       this.#log.warn({ drainTimeoutMs: this.#o.drainTimeoutMs }, 'drain timed out; aborting in-flight deliveries');
-      for (const h of helds) h.reader.abort();
-      await drained;
+      for (const reader of readers) reader.abort();
+      await Promise.all(readers.map((r) => r.finished));
     }
-    await Promise.all(helds.map((h) => this.#release(h)));
-    await this.#loop;
+    await Promise.all([...this.#readers.keys()].map((shardId) => this.#release(shardId)));
+    await this.#keeper.stop();
     this.#log.info({}, 'worker stopped; leases released');
   }
 }

@@ -74,7 +74,7 @@ describe('Worker metrics endpoint', () => {
       leases,
       logger: memoryLogger(),
       clock: systemClock,
-      leaseDurationMs: 300,
+      leaseDurationMs: 1000, // the fence (half of it) must outlast an event-loop stall on a loaded machine
       coordinationIntervalMs: 50,
       pollIntervalMs: 10,
       checkpointIntervalMs: 20,

@@ -41,7 +41,8 @@ const makeWorker = (options: Partial<WorkerOptions> & Pick<WorkerOptions, 'strea
     streamArn: STREAM,
     logger: memoryLogger(entries),
     clock: systemClock,
-    leaseDurationMs: 300,
+    // Fenced at half of it: long enough that a busy test machine's event-loop stalls drop no lease.
+    leaseDurationMs: 1000,
     coordinationIntervalMs: 50,
     pollIntervalMs: 10,
     checkpointIntervalMs: 20,
@@ -169,7 +170,7 @@ describe('Worker', () => {
       },
     });
     const sink = new MemorySink();
-    const a = makeWorker({ streams, leases: frozenStore, sink, workerId: 'a' });
+    const a = makeWorker({ streams, leases: frozenStore, sink, workerId: 'a', leaseDurationMs: 300 });
     await a.start();
     await until(() => sink.delivered.length === 4);
     frozen = true;
@@ -177,7 +178,7 @@ describe('Worker', () => {
 
     // Act
     streams.append('shard-1', changes(records, 2, 1, 3));
-    const b = makeWorker({ streams, leases: shared, sink, workerId: 'b' });
+    const b = makeWorker({ streams, leases: shared, sink, workerId: 'b', leaseDurationMs: 300 });
     const startedAt = Date.now();
     await b.start();
     await until(() => b.ownedShards.length === 1, 3000);

@@ -1,0 +1,348 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { defineApp, route } from '../../src/index.js';
+import type { ChangeEvent, Clock, Sink } from '../../src/index.js';
+import { FakeClock, MemoryLeaseStore, ScriptedStreams, silentLogger, streamRecords } from '../../src/testing/index.js';
+import type { LeaseStore, StreamsApi } from '../../src/worker/ports.js';
+import { Worker } from '../../src/worker/worker.js';
+import type { WorkerOptions } from '../../src/worker/worker.js';
+
+const STREAM = 'arn:aws:dynamodb:us-east-1:123456789012:table/TaskApp/stream/2026-01-01T00:00:00.000';
+const D = 3000;
+
+/** One request a worker's sink served: which worker, which shards, from when to when (fake time). */
+interface Delivery {
+  readonly worker: string;
+  readonly shards: ReadonlySet<string>;
+  readonly start: number;
+  end: number;
+}
+
+/** A sink whose requests take `latencyMs` of fake time and honour the abort signal; it logs every request's span. */
+const timedSink = (worker: string, clock: Clock, log: Delivery[], latencyMs: number): Sink<unknown> => ({
+  name: 'timed',
+  limits: { maxRecords: 10, maxBytes: Infinity },
+  preservesOrderWithinRequest: false,
+  async send(events, signal) {
+    const delivery: Delivery = { worker, shards: new Set(events.map((e) => String((e as ChangeEvent).meta.shardId))), start: clock.now(), end: clock.now() };
+    log.push(delivery);
+    try {
+      await clock.sleep(latencyMs, signal);
+    } finally {
+      delivery.end = clock.now();
+    }
+    return { failed: [] };
+  },
+});
+
+/** Overlapping spans of two workers on one shard (an in-flight request of one while the other delivers). */
+const overlaps = (log: readonly Delivery[]) => {
+  const found: string[] = [];
+  for (const a of log) {
+    for (const b of log) {
+      if (a.worker >= b.worker) continue;
+      const shared = [...a.shards].filter((s) => b.shards.has(s));
+      if (shared.length > 0 && a.start < b.end && b.start < a.end) found.push(`${shared.join()} ${a.worker}[${a.start},${a.end}] ${b.worker}[${b.start},${b.end}]`);
+    }
+  }
+  return found;
+};
+
+const stallers: { resumeAll(): void }[] = [];
+
+/** Calls of the chosen methods hang while stalled (and resume where they were when released). */
+class Staller {
+  readonly #stalled = new Map<string, (args: unknown[]) => boolean>();
+  #waiters: (() => void)[] = [];
+  /** Calls that are hanging now, per method. */
+  readonly hanging = new Map<string, number>();
+
+  /** Calls of `method` hang from now on (those whose arguments `when` picks). */
+  stall(method: string, when: (args: unknown[]) => boolean = () => true): void {
+    this.#stalled.set(method, when);
+  }
+
+  constructor() {
+    stallers.push(this);
+  }
+
+  resumeAll(): void {
+    for (const method of [...this.#stalled.keys()]) this.resume(method);
+  }
+
+  resume(method: string): void {
+    this.#stalled.delete(method);
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiters) w();
+  }
+
+  wrap<T extends object>(target: T): T {
+    return new Proxy(target, {
+      get: (t, prop, receiver) => {
+        const value = Reflect.get(t, prop, receiver) as unknown;
+        if (typeof value !== 'function') return value;
+        return async (...args: unknown[]) => {
+          const method = String(prop);
+          while (this.#stalled.get(method)?.(args)) {
+            this.hanging.set(method, (this.hanging.get(method) ?? 0) + 1);
+            await new Promise<void>((resolve) => this.#waiters.push(resolve));
+            this.hanging.set(method, (this.hanging.get(method) ?? 0) - 1);
+          }
+          return (value as (...a: unknown[]) => unknown).apply(t, args);
+        };
+      },
+    });
+  }
+}
+
+/** A store that logs the fake time of each successful renewal, per owner and per `owner/shardId`. */
+const renewalLog = (store: MemoryLeaseStore, clock: Clock) => {
+  const at = new Map<string, number[]>();
+  const wrapped = new Proxy(store, {
+    get: (t, prop, receiver) => {
+      const value = Reflect.get(t, prop, receiver) as unknown;
+      if (prop !== 'renew' || typeof value !== 'function') return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(t) : value;
+      return async (...args: Parameters<LeaseStore['renew']>) => {
+        const renewed = await store.renew(...args);
+        for (const key of renewed?.owner ? [renewed.owner, `${renewed.owner}/${renewed.shardId}`] : []) at.set(key, [...(at.get(key) ?? []), clock.now()]);
+        return renewed;
+      };
+    },
+  });
+  return { store: wrapped, at };
+};
+
+/** A host's clock that runs at `rate` times true (fake) time: a clock that drifts. */
+const drifting = (clock: FakeClock, rate: number): Clock => {
+  const origin = clock.now();
+  return { now: () => origin + (clock.now() - origin) * rate, sleep: (ms, signal) => clock.sleep(ms / rate, signal) };
+};
+
+/** The longest gap between consecutive renewals in [from, to], the ends counting as renewals. */
+const longestGap = (renewals: readonly number[] | undefined, from: number, to: number) => {
+  const times = [from, ...(renewals ?? []).filter((t) => t >= from && t <= to), to];
+  return Math.max(...times.slice(1).map((t, i) => t - (times[i] as number)));
+};
+
+const until = async (condition: () => boolean, timeoutMs = 10_000) => {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 2));
+  }
+};
+
+/** Keeps fake time moving even when every worker loop hangs (a frozen process's peers still see time pass). */
+const ticking: AbortController[] = [];
+const keepTimeMoving = (clock: FakeClock) => {
+  const stop = new AbortController();
+  ticking.push(stop);
+  void (async () => {
+    while (!stop.signal.aborted) await clock.sleep(50, stop.signal).catch(() => {});
+  })();
+  return clock;
+};
+
+const workers: Worker[] = [];
+afterEach(async () => {
+  for (const s of stallers.splice(0)) s.resumeAll();
+  for (const t of ticking.splice(0)) t.abort();
+  await Promise.all(workers.splice(0).map((w) => w.stop()));
+});
+
+const makeWorker = (options: Partial<WorkerOptions> & Pick<WorkerOptions, 'streams' | 'leases' | 'clock'> & { sink: Sink<unknown>; workerId: string }) => {
+  const { sink, ...rest } = options;
+  const worker = new Worker({
+    app: defineApp({ table: 'TaskApp', routes: [route('*').to(sink)], retry: { maxAttempts: 2, baseDelayMs: 1, maxDelayMs: 5 } }),
+    streamArn: STREAM,
+    logger: silentLogger,
+    leaseDurationMs: D,
+    coordinationIntervalMs: 200,
+    pollIntervalMs: 50,
+    checkpointIntervalMs: 10 * D,
+    discoveryIntervalMs: 500,
+    drainTimeoutMs: 500,
+    ...rest,
+  });
+  workers.push(worker);
+  return worker;
+};
+
+/** `n` changes of one item, each a new version. */
+const changes = (records: ReturnType<typeof streamRecords>, shard: number, n: number) =>
+  Array.from({ length: n }, (_, v) => records.modify({ PK: `USER#${shard}`, SK: 'TASK#1', Version: v }, { PK: `USER#${shard}`, SK: 'TASK#1', Version: v + 1 }));
+
+describe('Worker lease keeping (time fencing)', () => {
+  it('renews on time while DescribeStream hangs for many lease durations, and no peer takes its leases', async () => {
+    // Prepare: two shards, two workers, one each; a's DescribeStream then hangs.
+    const clock = keepTimeMoving(new FakeClock());
+    const records = streamRecords();
+    const base = new ScriptedStreams({ streamArn: STREAM });
+    for (let s = 0; s < 2; s++) base.addShard({ shardId: `shard-${s}` }).append(`shard-${s}`, changes(records, s, 3));
+    const staller = new Staller();
+    const { store, at } = renewalLog(new MemoryLeaseStore(), clock);
+    const log: Delivery[] = [];
+    const a = makeWorker({ workerId: 'a', clock, streams: staller.wrap<StreamsApi>(base), leases: store, sink: timedSink('a', clock, log, 10) });
+    const b = makeWorker({ workerId: 'b', clock, streams: base, leases: store, sink: timedSink('b', clock, log, 10) });
+    await a.start();
+    await b.start();
+    await until(() => a.ownedShards.length === 1 && b.ownedShards.length === 1);
+    const taken = a.counters.leasesTaken + b.counters.leasesTaken;
+    const lost = a.counters.leasesLost;
+
+    // Act: a's discovery hangs for ten lease durations.
+    staller.stall('describeShards');
+    const from = clock.now();
+    await until(() => clock.now() >= from + 10 * D, 20_000);
+
+    // Assess: a renewed on its schedule (every sixth of a lease duration) throughout, lost nothing, b took nothing.
+    expect(longestGap(at.get(`a/${String(a.ownedShards[0])}`), from, clock.now())).toBeLessThanOrEqual(D / 4);
+    expect(a.counters.leasesLost).toBe(lost);
+    expect(a.ownedShards).toHaveLength(1);
+    expect(a.counters.leasesTaken + b.counters.leasesTaken).toBe(taken);
+    // Yet a reports that its discovery stalled.
+    expect([a.isLive(), b.isLive()]).toEqual([false, true]);
+    staller.resume('describeShards');
+  });
+
+  it.each([
+    { clocks: 'the same clock', holderRate: 1, peerRate: 1 },
+    { clocks: "the holder's clock 1 % slow and the peer's 1 % fast", holderRate: 0.99, peerRate: 1.01 },
+  ])('stops delivering a shard whose renewal hangs before a peer can take it, and no two workers deliver at once ($clocks)', async ({ holderRate, peerRate }) => {
+    // Prepare: one shard with a steady supply of records; a holds it, then a's renewals hang.
+    const clock = keepTimeMoving(new FakeClock());
+    const records = streamRecords();
+    const streams = new ScriptedStreams({ streamArn: STREAM }).addShard({ shardId: 'shard-1' }).append('shard-1', changes(records, 1, 400));
+    const shared = new MemoryLeaseStore();
+    const staller = new Staller();
+    const log: Delivery[] = [];
+    // Each request takes 100 ms: a page of 10 records keeps the shard busy for a second.
+    const a = makeWorker({ workerId: 'a', clock: drifting(clock, holderRate), streams, leases: staller.wrap<LeaseStore>(shared), sink: timedSink('a', clock, log, 100), maxRecordsPerRead: 10 });
+    await a.start();
+    await until(() => log.length > 3);
+
+    // Act: a's renewals (and takes, lest it take its lease back) hang; b starts and waits for the lease to expire.
+    staller.stall('renew');
+    staller.stall('take');
+    const stalledAt = clock.now();
+    const b = makeWorker({ workerId: 'b', clock: drifting(clock, peerRate), streams, leases: shared, sink: timedSink('b', clock, log, 100), maxRecordsPerRead: 10 });
+    await b.start();
+    await until(() => b.ownedShards.length === 1 && log.some((d) => d.worker === 'b'), 20_000);
+
+    // Assess (true time): a stopped delivering within half a lease duration of its clock after its
+    // last renewal (before the stall), b took the lease only a full one of its clock after it saw
+    // that renewal, and their deliveries never overlapped.
+    const lastOfA = Math.max(...log.filter((d) => d.worker === 'a').map((d) => d.end));
+    const firstOfB = Math.min(...log.filter((d) => d.worker === 'b').map((d) => d.start));
+    expect(overlaps(log)).toEqual([]);
+    expect(lastOfA).toBeLessThanOrEqual(stalledAt + D / 2 / holderRate);
+    expect(firstOfB).toBeGreaterThanOrEqual(stalledAt + D / peerRate);
+    expect(a.ownedShards).toEqual([]);
+    expect(a.counters.leasesLost).toBe(1);
+    staller.resume('renew');
+  });
+
+  it('renews each lease on time while the renewal of another one hangs', async () => {
+    // Prepare: a holds two shards.
+    const clock = keepTimeMoving(new FakeClock());
+    const records = streamRecords();
+    const streams = new ScriptedStreams({ streamArn: STREAM });
+    for (let s = 0; s < 2; s++) streams.addShard({ shardId: `shard-${s}` }).append(`shard-${s}`, changes(records, s, 3));
+    const staller = new Staller();
+    const { store, at } = renewalLog(new MemoryLeaseStore(), clock);
+    const a = makeWorker({ workerId: 'a', clock, streams, leases: staller.wrap<LeaseStore>(store), sink: timedSink('a', clock, [], 10) });
+    await a.start();
+    await until(() => a.ownedShards.length === 2);
+
+    // Act: renewals of shard-0 hang for five lease durations.
+    staller.stall('renew', ([lease]) => (lease as { shardId: string }).shardId === 'shard-0');
+    const from = clock.now();
+    await until(() => clock.now() >= from + 5 * D, 20_000);
+
+    // Assess: shard-1 was renewed on schedule and kept; shard-0 was dropped at its fence.
+    expect(longestGap(at.get('a/shard-1'), from, clock.now())).toBeLessThanOrEqual(D / 4);
+    expect(a.ownedShards).toContain('shard-1');
+    expect(a.counters.leasesLost).toBeGreaterThanOrEqual(1);
+  });
+
+  it('keeps renewing while a checkpoint write of the same lease hangs', async () => {
+    // Prepare
+    const clock = keepTimeMoving(new FakeClock());
+    const records = streamRecords();
+    const streams = new ScriptedStreams({ streamArn: STREAM }).addShard({ shardId: 'shard-1' }).append('shard-1', changes(records, 1, 3));
+    const staller = new Staller();
+    const { store, at } = renewalLog(new MemoryLeaseStore(), clock);
+    const log: Delivery[] = [];
+    const a = makeWorker({ workerId: 'a', clock, streams, leases: staller.wrap<LeaseStore>(store), sink: timedSink('a', clock, log, 10), checkpointIntervalMs: 100 });
+    await a.start();
+    await until(() => log.length > 0);
+
+    // Act: checkpoints hang for five lease durations, while new records ask for one.
+    staller.stall('checkpoint');
+    const from = clock.now();
+    streams.append('shard-1', changes(records, 2, 3));
+    await until(() => (staller.hanging.get('checkpoint') ?? 0) >= 1);
+    await until(() => clock.now() >= from + 5 * D, 20_000);
+
+    // Assess
+    expect(longestGap(at.get('a/shard-1'), from, clock.now())).toBeLessThanOrEqual(D / 4);
+    expect(a.counters.leasesLost).toBe(0);
+    staller.resume('checkpoint');
+  });
+});
+
+describe('Worker stop', () => {
+  it('keeps renewing while a long delivery drains, so no peer takes the lease before it is released', async () => {
+    // Prepare: a's sink takes longer than a lease duration per request; b waits for a lease.
+    const clock = keepTimeMoving(new FakeClock());
+    const records = streamRecords();
+    const streams = new ScriptedStreams({ streamArn: STREAM }).addShard({ shardId: 'shard-1' }).append('shard-1', changes(records, 1, 1));
+    const shared = new MemoryLeaseStore();
+    const log: Delivery[] = [];
+    const a = makeWorker({ workerId: 'a', clock, streams, leases: shared, sink: timedSink('a', clock, log, 1.5 * D), drainTimeoutMs: 3 * D });
+    await a.start();
+    await until(() => log.length === 1);
+    const b = makeWorker({ workerId: 'b', clock, streams, leases: shared, sink: timedSink('b', clock, log, 10) });
+    await b.start();
+
+    // Act
+    await a.stop();
+    await until(() => b.ownedShards.length === 1);
+
+    // Assess: a's delivery finished and was checkpointed, then the lease went to b, which re-sent nothing.
+    expect(a.counters.leasesLost).toBe(0);
+    expect(a.counters.leasesReleased).toBe(1);
+    expect(log.map((d) => [d.worker, d.end - d.start])).toEqual([['a', 1.5 * D]]);
+    expect(shared.get(STREAM, 'shard-1')?.owner).toBe('b');
+  });
+
+
+  it('releases a lease whose take was in flight when stop() was called, and starts no reader for it', async () => {
+    // Prepare: a worker with no shard yet; the shard appears, and its take hangs.
+    const clock = keepTimeMoving(new FakeClock());
+    const records = streamRecords();
+    const streams = new ScriptedStreams({ streamArn: STREAM });
+    const shared = new MemoryLeaseStore();
+    const staller = new Staller();
+    const log: Delivery[] = [];
+    const a = makeWorker({ workerId: 'a', clock, streams, leases: staller.wrap<LeaseStore>(shared), sink: timedSink('a', clock, log, 10) });
+    await a.start();
+    staller.stall('take');
+    streams.addShard({ shardId: 'shard-1' }).append('shard-1', changes(records, 1, 3));
+    await until(() => staller.hanging.get('take') === 1);
+
+    // Act: stop while the take hangs, then let the take complete.
+    const stopped = a.stop();
+    await new Promise((r) => setTimeout(r, 50));
+    staller.resume('take');
+    await stopped;
+    await new Promise((r) => setTimeout(r, 50));
+
+    // Assess: the take went through, yet no reader ran and the lease is free again.
+    expect(shared.calls.take).toBe(1);
+    expect(a.ownedShards).toEqual([]);
+    expect(streams.calls.getShardIterator).toBe(0);
+    expect(log).toEqual([]);
+    expect(shared.get(STREAM, 'shard-1')?.owner).toBeUndefined();
+  });
+});
