@@ -123,6 +123,8 @@ interface RunItem {
   readonly targets: readonly Target[];
   /** Size of each target's payload, by target. */
   readonly sizes: readonly number[];
+  /** Its status when `targets` is empty: `unrouted`, or all its sinks acknowledged it already. */
+  readonly none: RecordStatus;
 }
 
 /**
@@ -141,6 +143,12 @@ class Run {
   readonly #early: ReadonlyMap<number, Early>;
   /** Events decoded while looking ahead for a run and not sent in it; taken by `#handle`. */
   readonly #decoded = new Map<number, ChangeEvent>();
+  /**
+   * Sink names that acknowledged a record in this call, by index, kept only for records that were
+   * not done when a sink acknowledged them (a run another sink failed, a record another target
+   * failed): their next attempt goes only to the other sinks, and the outcome reports them.
+   */
+  readonly #acked = new Map<number, Set<string>>();
   #dlq: Dispatcher<DeadLetter> | undefined;
 
   constructor(engine: Engine, records: readonly unknown[], early: ReadonlyMap<number, Early>, options: ProcessOptions) {
@@ -259,7 +267,7 @@ class Run {
       const entity = event.entity === undefined ? undefined : this.#engine.entityByName.get(event.entity);
       if (entity?.schema) {
         validateEntity(event, entity).then(
-          (valid) => this.#route(raw, valid, done),
+          (valid) => this.#route(index, raw, valid, done),
           (error: unknown) => void this.#deadLetter(raw, positionOf(raw, this.#o), undefined, error, 1, this.#engine.clock.now()).then(done),
         );
         return;
@@ -268,7 +276,7 @@ class Run {
       void this.#deadLetter(raw, positionOf(raw, this.#o), undefined, error, 1, this.#engine.clock.now()).then(done);
       return;
     }
-    this.#route(raw, event, done);
+    this.#route(index, raw, event, done);
   }
 
   #takeDecoded(index: number): ChangeEvent | undefined {
@@ -294,15 +302,16 @@ class Run {
       const early = this.#early.get(index);
       if (early?.error !== undefined) break;
       let event: ChangeEvent;
-      let targets: Target[];
+      let routed: Target[];
       try {
         event = early?.event ?? this.#decoded.get(index) ?? this.#engine.decode(raw, this.#o);
         this.#decoded.set(index, event);
         if (event.entity !== undefined && this.#engine.entityByName.get(event.entity)?.schema) break;
-        targets = this.#engine.targetsOf(event);
+        routed = this.#engine.targetsOf(event);
       } catch {
         break; // handled on its own, where its failure is dead-lettered
       }
+      const targets = this.#unacknowledged(index, raw, routed);
       if (targets.length === 0 ? items.length === 0 : !targets.every((t) => t.route.sink.preservesOrderWithinRequest)) break;
       const sizes: number[] = [];
       let fits = true;
@@ -327,7 +336,7 @@ class Run {
         const total = totals.get(t.route.sink) ?? { count: 0, bytes: 0 };
         totals.set(t.route.sink, { count: total.count + 1, bytes: total.bytes + (sizes[j] as number) });
       });
-      items.push({ index, raw, event, targets, sizes });
+      items.push({ index, raw, event, targets, sizes, none: targets.length === 0 ? this.#noneLeft(index, raw, routed) : 'delivered' });
     }
     if (items.length < 2) return undefined;
     for (const item of items) this.#decoded.delete(item.index);
@@ -336,9 +345,11 @@ class Run {
 
   /**
    * Sends a run as one request per destination. When a destination fails an entry, every entry
-   * after it in that request is sent again later (it may have landed, but out of order with the
-   * retry), so the run settles up to its first record not acknowledged everywhere: that record
-   * retries or is dead-lettered as a single record would; the lane resumes after it.
+   * after it in that request is sent to it again later (it may have landed, but out of order with
+   * the retry), so the run settles up to its first record not acknowledged everywhere: that record
+   * retries or is dead-lettered as a single record would; the lane resumes after it. The
+   * destinations that acknowledged a record are remembered, so neither the retry nor the lane's
+   * next pass sends it to them again (they would see an older change after a newer one).
    */
   #deliverRun(items: readonly RunItem[], done: (statuses: RecordStatus[]) => void): void {
     const first = this.#engine.clock.now();
@@ -355,56 +366,122 @@ class Run {
     const failures = new Map<Sink<unknown>, { owner: number; error: unknown }>();
     let open = groups.size;
     const settled = (): void => {
-      const plain = (item: RunItem): RecordStatus => (item.targets.length === 0 ? 'unrouted' : 'delivered');
+      const plain = (item: RunItem): RecordStatus => (item.targets.length === 0 ? item.none : 'delivered');
       let k = items.length;
       for (const f of failures.values()) k = Math.min(k, f.owner);
       if (k === items.length) return done(items.map(plain));
+      // A destination acknowledged the records before the first one it failed.
+      for (let m = k; m < items.length; m++) {
+        const rest = items[m] as RunItem;
+        this.#acknowledge(rest.index, rest.targets, (j) => (failures.get((rest.targets[j] as Target).route.sink)?.owner ?? Infinity) > m);
+      }
       const before = items.slice(0, k).map(plain);
       const item = items[k] as RunItem;
       const failed = item.targets.filter((t) => failures.get(t.route.sink)?.owner === k);
+      const results = new Array<Delivery>(failed.length);
       let pending = failed.length;
       let worst: Delivery = 'delivered';
-      const one = (result: Delivery): void => {
-        if (rank[result] > rank[worst]) worst = result;
-        if (--pending === 0) done([...before, worst]);
-      };
-      for (const t of failed) {
+      failed.forEach((t, j) => {
+        const one = (result: Delivery): void => {
+          results[j] = result;
+          if (rank[result] > rank[worst]) worst = result;
+          if (--pending > 0) return;
+          if (worst !== 'delivered') this.#acknowledge(item.index, failed, (i) => results[i] === 'delivered');
+          done([...before, worst]);
+        };
         const error = (failures.get(t.route.sink) as { error: unknown }).error;
         void this.#afterFailure(item.raw, item.event.meta, t, error, 1, first).then((next) => {
           if (next === 'retry') this.#deliver(item.raw, item.event.meta, t, one, 2, first);
           else one(next);
         });
-      }
+      });
     };
     for (const [sink, g] of groups) {
       this.#dispatcher(sink).submitGroup(g.payloads, g.sizes, (errors) => {
         const at = errors.findIndex((e) => e !== undefined);
-        // Entries after a failure are sent again later, and counted then.
-        this.#engine.observer?.delivered?.(sink.name, at < 0 ? errors.length : at);
+        // The failed record's entries and those after it are sent again later, and counted then.
+        this.#engine.observer?.delivered?.(sink.name, at < 0 ? errors.length : g.owners.indexOf(g.owners[at] as number));
         if (at >= 0) failures.set(sink, { owner: g.owners[at] as number, error: errors[at] });
         if (--open === 0) settled();
       });
     }
   }
 
-  #route(raw: unknown, event: ChangeEvent, done: Done<RecordStatus>): void {
-    let targets: Target[];
+  #route(index: number, raw: unknown, event: ChangeEvent, done: Done<RecordStatus>): void {
+    let routed: Target[];
     try {
-      targets = this.#engine.targetsOf(event);
+      routed = this.#engine.targetsOf(event);
     } catch (error) {
       void this.#deadLetter(raw, event.meta, undefined, error, 1, this.#engine.clock.now()).then(done);
       return;
     }
-    if (targets.length === 0) return done('unrouted');
+    if (routed.length === 0) return done('unrouted');
+    const targets = this.#unacknowledged(index, raw, routed);
+    if (targets.length === 0) return done(this.#noneLeft(index, raw, routed));
     if (targets.length === 1) return this.#deliver(raw, event.meta, targets[0] as Target, done);
     let open = targets.length;
     let worst: Delivery = 'delivered';
-    for (const t of targets) {
+    const results = new Array<Delivery>(targets.length);
+    targets.forEach((t, j) => {
       this.#deliver(raw, event.meta, t, (result) => {
+        results[j] = result;
         if (rank[result] > rank[worst]) worst = result;
-        if (--open === 0) done(worst);
+        if (--open > 0) return;
+        if (worst !== 'delivered') this.#acknowledge(index, targets, (i) => results[i] === 'delivered');
+        done(worst);
       });
-    }
+    });
+  }
+
+  /** Sink names that acknowledged the record in an earlier delivery (`ProcessOptions.acknowledged`). */
+  #ackedBefore(raw: unknown): ReadonlySet<string> | undefined {
+    if (this.#o.acknowledged === undefined) return undefined;
+    const seq = sequenceOf(raw);
+    return seq === '' ? undefined : this.#o.acknowledged.get(seq);
+  }
+
+  /** The targets whose sink has not acknowledged the record yet; `targets` itself when none has. */
+  #unacknowledged(index: number, raw: unknown, targets: Target[]): Target[] {
+    const here = this.#acked.get(index);
+    const before = this.#ackedBefore(raw);
+    if (here === undefined && before === undefined) return targets;
+    return targets.filter((t) => !here?.has(t.route.sink.name) && !before?.has(t.route.sink.name));
+  }
+
+  /** Status of a routed record every sink of which acknowledged it: `skipped` when all did so before this call. */
+  #noneLeft(index: number, raw: unknown, routed: readonly Target[]): RecordStatus {
+    if (routed.length === 0) return 'unrouted';
+    const before = this.#ackedBefore(raw);
+    return routed.every((t) => before?.has(t.route.sink.name)) ? 'skipped' : 'delivered';
+  }
+
+  /**
+   * Remembers the sinks that acknowledged a record not done yet. A sink name counts only when
+   * every target of the record to a sink of that name was acknowledged (`acked(j)` for target j).
+   */
+  #acknowledge(index: number, targets: readonly Target[], acked: (j: number) => boolean): void {
+    let names: Set<string> | undefined;
+    targets.forEach((t, j) => {
+      if (acked(j)) (names ??= new Set()).add(t.route.sink.name);
+    });
+    if (names === undefined) return;
+    const found: Set<string> = names;
+    targets.forEach((t, j) => {
+      if (!acked(j)) found.delete(t.route.sink.name);
+    });
+    if (found.size === 0) return;
+    const known = this.#acked.get(index);
+    if (known === undefined) this.#acked.set(index, found);
+    else for (const name of found) known.add(name);
+  }
+
+  /** The sinks that acknowledged a record, in this call or before it; `undefined` when none did. */
+  acknowledgedOf(index: number): ReadonlySet<string> | undefined {
+    const here = this.#acked.get(index);
+    const before = this.#ackedBefore(this.#records[index]);
+    if (here === undefined) return before !== undefined && before.size > 0 ? before : undefined;
+    if (before !== undefined) for (const name of before) here.add(name);
+    return here;
   }
 
   #dispatcher(sink: Sink<unknown>): Dispatcher<unknown> {
@@ -617,11 +694,15 @@ export class Engine {
 
     const counts: Record<RecordStatus, number> = { delivered: 0, 'dead-lettered': 0, unrouted: 0, skipped: 0, blocked: 0, unfinished: 0 };
     let watermark = -1;
+    const acknowledged = new Map<number, ReadonlySet<string>>();
     run.statuses.forEach((s, i) => {
       counts[s]++;
-      if (watermark < 0 && !isDone(s)) watermark = i;
+      if (isDone(s)) return;
+      if (watermark < 0) watermark = i;
+      const sinks = run.acknowledgedOf(i);
+      if (sinks) acknowledged.set(i, sinks);
     });
-    const outcome = { statuses: run.statuses, watermark: watermark < 0 ? records.length : watermark, counts, retries: run.retries, acknowledged: new Map<number, ReadonlySet<string>>() };
+    const outcome = { statuses: run.statuses, watermark: watermark < 0 ? records.length : watermark, counts, retries: run.retries, acknowledged };
     this.observer?.batch?.(outcome, this.clock.now() - started);
     return outcome;
   }
