@@ -66,7 +66,11 @@ export interface ProcessOptions {
   readonly signal?: AbortSignal;
 }
 
-/** Hooks for metrics. Called synchronously on the hot path: keep them to counter increments. */
+/**
+ * Hooks for metrics. Called synchronously on the hot path: keep them to counter increments. A hook
+ * that throws is logged once per hook kind (with `err`) and otherwise ignored: it never fails, delays
+ * or changes the status of a record.
+ */
 export interface EngineObserver {
   /** `count` entries acknowledged by `sink`. */
   delivered?(sink: string, count: number): void;
@@ -196,7 +200,10 @@ class Run {
   runLane(indexes: readonly number[]): Promise<void> {
     this.#active++;
     return new Promise<void>((resolve) => {
+      let ended = false;
       const finish = (): void => {
+        if (ended) return;
+        ended = true;
         this.#active--;
         resolve();
         this.#nothingMoreComing();
@@ -211,6 +218,18 @@ class Run {
         }
         return status !== 'unfinished';
       };
+      // Something the lane calls threw (a clock, a logger): the lane ends, and what it had not
+      // finished is blocked (not done), whatever its in-flight requests report later.
+      const broke = (error: unknown): void => {
+        this.#engine.internalError(error);
+        if (ended) return;
+        if (n < indexes.length) settle('blocked');
+        try {
+          finish();
+        } catch (e) {
+          this.#engine.internalError(e);
+        }
+      };
       const advance = (): void => {
         while (n < indexes.length) {
           const index = indexes[n] as number;
@@ -224,9 +243,14 @@ class Run {
           const run = this.#engine.runsPossible && n + 1 < indexes.length ? this.#collectRun(indexes, n) : undefined;
           if (run) {
             this.#deliverRun(run, (statuses) => {
+              if (ended) return;
               this.#waiting--;
-              for (const status of statuses) if (!settle(status)) return finish();
-              advance();
+              try {
+                for (const status of statuses) if (!settle(status)) return finish();
+                advance();
+              } catch (error) {
+                broke(error);
+              }
             });
             this.#waiting++;
             this.#nothingMoreComing();
@@ -239,9 +263,14 @@ class Run {
               sync = status;
               return;
             }
+            if (ended) return;
             this.#waiting--;
-            if (settle(status)) advance();
-            else finish();
+            try {
+              if (settle(status)) advance();
+              else finish();
+            } catch (error) {
+              broke(error);
+            }
           });
           if (sync === undefined) {
             waiting = true;
@@ -253,7 +282,11 @@ class Run {
         }
         finish();
       };
-      advance();
+      try {
+        advance();
+      } catch (error) {
+        broke(error);
+      }
     });
   }
 
@@ -268,15 +301,27 @@ class Run {
       if (entity?.schema) {
         validateEntity(event, entity).then(
           (valid) => this.#route(index, raw, valid, done),
-          (error: unknown) => void this.#deadLetter(raw, positionOf(raw, this.#o), undefined, error, 1, this.#engine.clock.now()).then(done),
-        );
+          (error: unknown) => this.#deadLetter(raw, positionOf(raw, this.#o), undefined, error, 1, this.#engine.clock.now()).then(done, this.#failed(done)),
+        ).then(undefined, this.#failed(done));
         return;
       }
     } catch (error) {
-      void this.#deadLetter(raw, positionOf(raw, this.#o), undefined, error, 1, this.#engine.clock.now()).then(done);
+      this.#deadLetter(raw, positionOf(raw, this.#o), undefined, error, 1, this.#engine.clock.now()).then(done, this.#failed(done));
       return;
     }
     this.#route(index, raw, event, done);
+  }
+
+  /**
+   * The rejection handler of a record's promise chain: something the engine calls (a logger, a
+   * clock) threw where a status was due. What became of the record is unknown, so it is not done:
+   * `blocked`, which a later delivery retries.
+   */
+  #failed(done: Done<'blocked'>): (error: unknown) => void {
+    return (error) => {
+      this.#engine.internalError(error);
+      done('blocked');
+    };
   }
 
   #takeDecoded(index: number): ChangeEvent | undefined {
@@ -390,17 +435,17 @@ class Run {
           done([...before, worst]);
         };
         const error = (failures.get(t.route.sink) as { error: unknown }).error;
-        void this.#afterFailure(item.raw, item.event.meta, t, error, 1, first).then((next) => {
+        this.#afterFailure(item.raw, item.event.meta, t, error, 1, first).then((next) => {
           if (next === 'retry') this.#deliver(item.raw, item.event.meta, t, one, 2, first);
           else one(next);
-        });
+        }, this.#failed(one));
       });
     };
     for (const [sink, g] of groups) {
       this.#dispatcher(sink).submitGroup(g.payloads, g.sizes, (errors) => {
         const at = errors.findIndex((e) => e !== undefined);
         // The failed record's entries and those after it are sent again later, and counted then.
-        this.#engine.observer?.delivered?.(sink.name, at < 0 ? errors.length : g.owners.indexOf(g.owners[at] as number));
+        this.#engine.observeDelivered(sink.name, at < 0 ? errors.length : g.owners.indexOf(g.owners[at] as number));
         if (at >= 0) failures.set(sink, { owner: g.owners[at] as number, error: errors[at] });
         if (--open === 0) settled();
       });
@@ -412,7 +457,7 @@ class Run {
     try {
       routed = this.#engine.targetsOf(event);
     } catch (error) {
-      void this.#deadLetter(raw, event.meta, undefined, error, 1, this.#engine.clock.now()).then(done);
+      this.#deadLetter(raw, event.meta, undefined, error, 1, this.#engine.clock.now()).then(done, this.#failed(done));
       return;
     }
     if (routed.length === 0) return done('unrouted');
@@ -497,6 +542,7 @@ class Run {
         maxWaitMs: sink.limits.maxWaitMs ?? 0,
         clock: this.#engine.clock,
         deadline: this.#o.deadline,
+        onCallbackError: this.#engine.internalError,
       });
       this.#dispatchers.set(sink, d);
     }
@@ -507,13 +553,13 @@ class Run {
   #deliver(raw: unknown, position: StreamPosition, target: Target, done: Done<Delivery>, attempt = 1, first = this.#engine.clock.now()): void {
     this.#dispatcher(target.route.sink).submit(target.payload, (error) => {
       if (error === undefined) {
-        this.#engine.observer?.delivered?.(target.route.sink.name, 1);
+        this.#engine.observeDelivered(target.route.sink.name, 1);
         return done('delivered');
       }
       this.#afterFailure(raw, position, target, error, attempt, first).then((next) => {
         if (next === 'retry') this.#deliver(raw, position, target, done, attempt + 1, first);
         else done(next);
-      });
+      }, this.#failed(done));
     });
   }
 
@@ -525,7 +571,7 @@ class Run {
     }
     if (!(await this.#backoff(attempt, failure, { err: describeError(error), sink: target.route.sink.name, position }))) return 'unfinished';
     this.retries++;
-    this.#engine.observer?.retried?.(target.route.sink.name, failure);
+    this.#engine.observeRetried(target.route.sink.name, failure);
     return 'retry';
   }
 
@@ -572,12 +618,13 @@ class Run {
       sizeOf: () => 0,
       send: async (letters, signal) => (await queue.send(letters, signal))?.failed ?? [],
       signal: this.#signal,
+      onCallbackError: this.#engine.internalError,
     }));
     for (let attempt = 1; ; attempt++) {
       const dlqError = await new Promise<unknown>((resolve) => dlq.submit(letter, resolve));
       if (dlqError === undefined) {
         logger.warn(log, 'record dead-lettered');
-        this.#engine.observer?.deadLettered?.(sink);
+        this.#engine.observeDeadLettered(sink);
         return 'dead-lettered';
       }
       const dlqFailure = classify(dlqError);
@@ -607,6 +654,8 @@ export class Engine {
   /** Some route leads to a destination that keeps the order of a request, so lanes may send runs. */
   readonly runsPossible: boolean;
   #warnedPartitionKey = false;
+  /** Observer hooks that threw already: each is logged once. */
+  readonly #brokenHooks = new Set<keyof EngineObserver>();
 
   constructor(options: EngineOptions) {
     this.app = options.app;
@@ -616,6 +665,65 @@ export class Engine {
     this.observer = options.observer;
     this.entityByName = new Map(options.app.entities.map((e) => [e.name, e]));
     this.runsPossible = options.app.routes.some((r) => r.sink.preservesOrderWithinRequest);
+  }
+
+  /** Calls {@link EngineObserver.delivered}; a hook that throws is logged once and ignored. */
+  observeDelivered(sink: string, count: number): void {
+    if (this.observer?.delivered === undefined) return;
+    try {
+      this.observer.delivered(sink, count);
+    } catch (error) {
+      this.#hookThrew('delivered', error);
+    }
+  }
+
+  /** Calls {@link EngineObserver.retried}; a hook that throws is logged once and ignored. */
+  observeRetried(sink: string, failure: FailureClass): void {
+    if (this.observer?.retried === undefined) return;
+    try {
+      this.observer.retried(sink, failure);
+    } catch (error) {
+      this.#hookThrew('retried', error);
+    }
+  }
+
+  /** Calls {@link EngineObserver.deadLettered}; a hook that throws is logged once and ignored. */
+  observeDeadLettered(sink: string | undefined): void {
+    if (this.observer?.deadLettered === undefined) return;
+    try {
+      this.observer.deadLettered(sink);
+    } catch (error) {
+      this.#hookThrew('deadLettered', error);
+    }
+  }
+
+  #observeBatch(outcome: BatchOutcome, durationMs: number): void {
+    if (this.observer?.batch === undefined) return;
+    try {
+      this.observer.batch(outcome, durationMs);
+    } catch (error) {
+      this.#hookThrew('batch', error);
+    }
+  }
+
+  // Once per kind: a broken counter throws on every record, and a log line per record would drown the rest.
+  #hookThrew(hook: keyof EngineObserver, error: unknown): void {
+    if (this.#brokenHooks.has(hook)) return;
+    this.#brokenHooks.add(hook);
+    this.#logQuietly({ hook, err: describeError(error) }, 'an observer hook threw; its metrics are incomplete and it is ignored (logged once per hook)');
+  }
+
+  /** Logs an error the engine caught in its own machinery (a callback or a collaborator that threw). */
+  readonly internalError = (error: unknown): void => {
+    this.#logQuietly({ err: describeError(error) }, 'unexpected error inside the engine; the records it touched are not done and will be delivered again');
+  };
+
+  #logQuietly(obj: object, msg: string): void {
+    try {
+      this.logger.error(obj, msg);
+    } catch {
+      // The logger is what failed; there is nowhere left to report to.
+    }
   }
 
   decode(raw: unknown, options: ProcessOptions): ChangeEvent {
@@ -687,8 +795,9 @@ export class Engine {
 
     const queue = new PQueue({ concurrency: this.app.concurrency });
     run.queued = () => queue.size;
-    for (const indexes of lanes.values()) void queue.add(() => run.runLane(indexes));
-    for (const indexes of unkeyed) void queue.add(() => run.runLane(indexes));
+    // A lane never rejects (its failures end as statuses); the handler only keeps a bug from becoming an unhandled rejection.
+    for (const indexes of lanes.values()) queue.add(() => run.runLane(indexes)).catch(this.internalError);
+    for (const indexes of unkeyed) queue.add(() => run.runLane(indexes)).catch(this.internalError);
     run.started();
     await queue.onIdle();
 
@@ -703,7 +812,7 @@ export class Engine {
       if (sinks) acknowledged.set(i, sinks);
     });
     const outcome = { statuses: run.statuses, watermark: watermark < 0 ? records.length : watermark, counts, retries: run.retries, acknowledged };
-    this.observer?.batch?.(outcome, this.clock.now() - started);
+    this.#observeBatch(outcome, this.clock.now() - started);
     return outcome;
   }
 }
