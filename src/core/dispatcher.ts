@@ -130,9 +130,16 @@ export class Dispatcher<P> {
       if (wait > 0) {
         const timer = new AbortController();
         this.#timer = timer;
-        (this.#o.clock as Clock).sleep(wait, AbortSignal.any([timer.signal, this.#o.signal])).then(this.#onTurnEnd, () => {
-          // Cancelled because the request filled up (nothing to do), or the run was aborted (send
-          // what waits: the aborted signal fails it at once and its lanes end unfinished).
+        let slept: Promise<void>;
+        try {
+          slept = (this.#o.clock as Clock).sleep(wait, AbortSignal.any([timer.signal, this.#o.signal]));
+        } catch (error) {
+          // A clock that cannot sleep: the request leaves without waiting, as rejected sleeps do.
+          slept = Promise.reject(error);
+        }
+        slept.then(this.#onTurnEnd, () => {
+          // Cancelled because the request filled up (nothing to do), or the run was aborted or the
+          // clock failed (send what waits; an aborted signal fails it at once, its lanes end unfinished).
           if (!timer.signal.aborted) this.#onTurnEnd();
         });
       } else setImmediate(this.#onTurnEnd);

@@ -12,6 +12,8 @@ import type { Route } from '../routes.js';
 import { toJson } from '../serialize.js';
 import { backoffDelay } from './backoff.js';
 import { Dispatcher } from './dispatcher.js';
+import { Lane } from './lane.js';
+import type { LaneHost } from './lane.js';
 import { lacksPartitionKey, laneOfEvent, laneOfRaw } from './lanes.js';
 
 /**
@@ -136,7 +138,7 @@ interface RunItem {
  * entry per record, one promise per request) so that scheduling stays small next to decoding;
  * the rare paths (schema checks, retries, dead letters) are plain async code.
  */
-class Run {
+class Run implements LaneHost<RunItem[]> {
   readonly statuses: RecordStatus[];
   retries = 0;
   readonly #engine: Engine;
@@ -166,11 +168,10 @@ class Run {
     this.statuses = new Array<RecordStatus>(records.length).fill('unfinished');
   }
 
-  get #stopping(): boolean {
+  get stopping(): boolean {
     return this.#signal.aborted || (this.#o.deadline !== undefined && this.#engine.clock.now() >= this.#o.deadline);
   }
 
-  /** Handles a lane's records strictly one after another; resolves when the lane ends or stops. */
   /** Lanes started and not finished, and those of them waiting on a delivery. */
   #active = 0;
   #waiting = 0;
@@ -197,100 +198,38 @@ class Run {
     for (const d of this.#dispatchers.values()) d.flushWaiting();
   }
 
+  /** Handles a lane's records strictly one after another (see {@link Lane}); resolves when the lane ends. */
   runLane(indexes: readonly number[]): Promise<void> {
     this.#active++;
-    return new Promise<void>((resolve) => {
-      let ended = false;
-      const finish = (): void => {
-        if (ended) return;
-        ended = true;
-        this.#active--;
-        resolve();
-        this.#nothingMoreComing();
-      };
-      let n = 0;
-      const settle = (status: RecordStatus): boolean => {
-        this.statuses[indexes[n] as number] = status;
-        n++;
-        if (status === 'blocked') {
-          for (let m = n; m < indexes.length; m++) this.statuses[indexes[m] as number] = 'blocked';
-          return false;
-        }
-        return status !== 'unfinished';
-      };
-      // Something the lane calls threw (a clock, a logger): the lane ends, and what it had not
-      // finished is blocked (not done), whatever its in-flight requests report later.
-      const broke = (error: unknown): void => {
-        this.#engine.internalError(error);
-        if (ended) return;
-        if (n < indexes.length) settle('blocked');
-        try {
-          finish();
-        } catch (e) {
-          this.#engine.internalError(e);
-        }
-      };
-      const advance = (): void => {
-        while (n < indexes.length) {
-          const index = indexes[n] as number;
-          const seq = sequenceOf(this.#records[index]);
-          // Records without a sequence number cannot be told apart, so none of them is ever skipped.
-          if (seq !== '' && this.#o.alreadyDone?.has(seq)) {
-            settle('skipped');
-            continue;
-          }
-          if (this.#stopping) return finish(); // the rest stays 'unfinished'
-          const run = this.#engine.runsPossible && n + 1 < indexes.length ? this.#collectRun(indexes, n) : undefined;
-          if (run) {
-            this.#deliverRun(run, (statuses) => {
-              if (ended) return;
-              this.#waiting--;
-              try {
-                for (const status of statuses) if (!settle(status)) return finish();
-                advance();
-              } catch (error) {
-                broke(error);
-              }
-            });
-            this.#waiting++;
-            this.#nothingMoreComing();
-            return;
-          }
-          let sync: RecordStatus | undefined;
-          let waiting = false;
-          this.#handle(index, (status) => {
-            if (!waiting) {
-              sync = status;
-              return;
-            }
-            if (ended) return;
-            this.#waiting--;
-            try {
-              if (settle(status)) advance();
-              else finish();
-            } catch (error) {
-              broke(error);
-            }
-          });
-          if (sync === undefined) {
-            waiting = true;
-            this.#waiting++;
-            this.#nothingMoreComing();
-            return;
-          }
-          if (!settle(sync)) return finish();
-        }
-        finish();
-      };
-      try {
-        advance();
-      } catch (error) {
-        broke(error);
-      }
-    });
+    return new Lane<RunItem[]>(this, indexes).start();
   }
 
-  #handle(index: number, done: Done<RecordStatus>): void {
+  laneWaits(): void {
+    this.#waiting++;
+    this.#nothingMoreComing();
+  }
+
+  laneResumes(): void {
+    this.#waiting--;
+  }
+
+  laneEnded(): void {
+    this.#active--;
+    this.#nothingMoreComing();
+  }
+
+  alreadyDone(index: number): boolean {
+    if (this.#o.alreadyDone === undefined) return false;
+    const seq = sequenceOf(this.#records[index]);
+    // Records without a sequence number cannot be told apart, so none of them is ever skipped.
+    return seq !== '' && this.#o.alreadyDone.has(seq);
+  }
+
+  internalError(error: unknown): void {
+    this.#engine.internalError(error);
+  }
+
+  handle(index: number, done: Done<RecordStatus>): void {
     const raw = this.#records[index];
     let event: ChangeEvent;
     try {
@@ -301,12 +240,12 @@ class Run {
       if (entity?.schema) {
         validateEntity(event, entity).then(
           (valid) => this.#route(index, raw, valid, done),
-          (error: unknown) => this.#deadLetter(raw, positionOf(raw, this.#o), undefined, error, 1, this.#engine.clock.now()).then(done, this.#failed(done)),
-        ).then(undefined, this.#failed(done));
+          (error: unknown) => this.#then(this.#deadLetter(raw, positionOf(raw, this.#o), undefined, error, 1, this.#engine.clock.now()), done, done),
+        ).catch(this.#failed(done));
         return;
       }
     } catch (error) {
-      this.#deadLetter(raw, positionOf(raw, this.#o), undefined, error, 1, this.#engine.clock.now()).then(done, this.#failed(done));
+      this.#then(this.#deadLetter(raw, positionOf(raw, this.#o), undefined, error, 1, this.#engine.clock.now()), done, done);
       return;
     }
     this.#route(index, raw, event, done);
@@ -324,6 +263,16 @@ class Run {
     };
   }
 
+  /**
+   * Continues a record's chain (the rare paths: retries, dead letters). A rejection, or a `next`
+   * that throws, ends the record `blocked`; a second call that may cause is ignored by the lane,
+   * which has moved on, and can only make an aggregated status worse, never done.
+   */
+  #then<T>(promise: Promise<T>, next: (value: T) => void, done: Done<'blocked'>): void {
+    const failed = this.#failed(done);
+    promise.then(next, failed).catch(failed);
+  }
+
   #takeDecoded(index: number): ChangeEvent | undefined {
     const event = this.#decoded.get(index);
     if (event) this.#decoded.delete(index);
@@ -336,14 +285,14 @@ class Run {
    * destination. They travel together, which the ordering contract allows inside such a request.
    * `undefined` when fewer than two records qualify; the records looked at stay decoded for later.
    */
-  #collectRun(indexes: readonly number[], n: number): RunItem[] | undefined {
+  collectRun(indexes: readonly number[], n: number): RunItem[] | undefined {
+    if (!this.#engine.runsPossible) return undefined;
     const items: RunItem[] = [];
     const totals = new Map<Sink<unknown>, { count: number; bytes: number }>();
     for (let m = n; m < indexes.length && items.length < MAX_RUN; m++) {
       const index = indexes[m] as number;
       const raw = this.#records[index];
-      const seq = sequenceOf(raw);
-      if (seq !== '' && this.#o.alreadyDone?.has(seq)) break;
+      if (this.alreadyDone(index)) break;
       const early = this.#early.get(index);
       if (early?.error !== undefined) break;
       let event: ChangeEvent;
@@ -396,7 +345,7 @@ class Run {
    * destinations that acknowledged a record are remembered, so neither the retry nor the lane's
    * next pass sends it to them again (they would see an older change after a newer one).
    */
-  #deliverRun(items: readonly RunItem[], done: (statuses: RecordStatus[]) => void): void {
+  deliverRun(items: readonly RunItem[], done: (statuses: readonly RecordStatus[]) => void): void {
     const first = this.#engine.clock.now();
     const groups = new Map<Sink<unknown>, { payloads: unknown[]; sizes: number[]; owners: number[] }>();
     items.forEach((item, k) =>
@@ -435,10 +384,14 @@ class Run {
           done([...before, worst]);
         };
         const error = (failures.get(t.route.sink) as { error: unknown }).error;
-        this.#afterFailure(item.raw, item.event.meta, t, error, 1, first).then((next) => {
-          if (next === 'retry') this.#deliver(item.raw, item.event.meta, t, one, 2, first);
-          else one(next);
-        }, this.#failed(one));
+        this.#then(
+          this.#afterFailure(item.raw, item.event.meta, t, error, 1, first),
+          (next) => {
+            if (next === 'retry') this.#deliver(item.raw, item.event.meta, t, one, 2, first);
+            else one(next);
+          },
+          one,
+        );
       });
     };
     for (const [sink, g] of groups) {
@@ -457,7 +410,7 @@ class Run {
     try {
       routed = this.#engine.targetsOf(event);
     } catch (error) {
-      this.#deadLetter(raw, event.meta, undefined, error, 1, this.#engine.clock.now()).then(done, this.#failed(done));
+      this.#then(this.#deadLetter(raw, event.meta, undefined, error, 1, this.#engine.clock.now()), done, done);
       return;
     }
     if (routed.length === 0) return done('unrouted');
@@ -556,10 +509,14 @@ class Run {
         this.#engine.observeDelivered(target.route.sink.name, 1);
         return done('delivered');
       }
-      this.#afterFailure(raw, position, target, error, attempt, first).then((next) => {
-        if (next === 'retry') this.#deliver(raw, position, target, done, attempt + 1, first);
-        else done(next);
-      }, this.#failed(done));
+      this.#then(
+        this.#afterFailure(raw, position, target, error, attempt, first),
+        (next) => {
+          if (next === 'retry') this.#deliver(raw, position, target, done, attempt + 1, first);
+          else done(next);
+        },
+        done,
+      );
     });
   }
 
@@ -589,7 +546,7 @@ class Run {
     } catch {
       return false;
     }
-    return !this.#stopping;
+    return !this.stopping;
   }
 
   async #deadLetter(raw: unknown, position: StreamPosition, sink: string | undefined, error: unknown, attempts: number, first: number, failure = classify(error)): Promise<Delivery> {
