@@ -44,7 +44,9 @@ export interface BatchOutcome {
   readonly retries: number;
   /**
    * For each record not done (by index), the sinks (by `Sink.name`) that have acknowledged it, in
-   * this call or before it (`ProcessOptions.acknowledged`). Only records with at least one.
+   * this call or before it (`ProcessOptions.acknowledged`). Only records with at least one. A sink
+   * counts only when every target of the record to a sink of that name was acknowledged; a target
+   * handed to the dead-letter queue does not count (a later delivery sends it to that sink again).
    */
   readonly acknowledged: ReadonlyMap<number, ReadonlySet<string>>;
 }
