@@ -244,6 +244,22 @@ describe('Engine acknowledgements per sink', () => {
     );
   });
 
+  it('reports the partial acknowledgements of a record left unfinished by the deadline', async () => {
+    // Prepare: two plain sinks; b fails every entry, and its backoff would cross the deadline.
+    const clock = new FakeClock();
+    const a = new MemorySink({ name: 'a' });
+    const b = new MemorySink({ name: 'b' }).failWhere(() => true);
+    const app = defineApp({ table: 'TaskApp', routes: [route('*').to(a), route('*').to(b)], retry: { maxAttempts: 5, baseDelayMs: 1000 } });
+    const engine = new Engine({ app, logger: memoryLogger(), clock, random: () => 0.9 });
+
+    // Act
+    const outcome = await engine.process(changes(1, 2), { deadline: clock.now() + 500 });
+
+    // Assess: the first change is unfinished with a's acknowledgement; the second never started.
+    expect(outcome.statuses).toEqual(['unfinished', 'unfinished']);
+    expect(outcome.acknowledged).toEqual(new Map([[0, new Set(['a'])]]));
+  });
+
   it('counts a sink as acknowledged only when every target of the record to it was acknowledged', async () => {
     // Prepare: two routes to sink a (one with a transform) and one to b; a fails the transformed entry for good.
     const clock = new FakeClock();
