@@ -90,6 +90,9 @@ export type ChangeEvent<T = Item> = InsertEvent<T> | ModifyEvent<T> | RemoveEven
  *   error naming the attribute, never rounded silently.
  * - `'auto'`: a JS number where exact, otherwise a `NumberValue` holding the exact digits.
  * - `'exact'`: every number is a `NumberValue` (`.value` is the string, `.toString()` too).
+ *
+ * In every mode, a value that is not a DynamoDB number (not a decimal, more than 38 significant
+ * digits, or a magnitude outside 1E-130 to 9.99...E+125) fails its record as malformed.
  */
 export type NumberMode = 'number' | 'auto' | 'exact';
 
@@ -160,30 +163,140 @@ export const isExactNumber = (s: string, n: number): boolean => {
   return printed === s || canonicalDecimal(printed) === canonicalDecimal(s);
 };
 
-type Converter = true | ((value: string) => number | NumberValue);
+/** The largest and smallest power of ten a DynamoDB number's leading digit may have (9.99...E+125, 1E-130). */
+const MAX_MAGNITUDE = 125;
+const MIN_MAGNITUDE = -130;
+const MAX_DIGITS = 38;
 
-const numberConverter = (mode: NumberMode, where: string): Converter => {
-  if (mode === 'exact') return true;
-  return (value: string): number | NumberValue => {
+/**
+ * What keeps `s` from being a DynamoDB number, or `undefined` when it is one: a decimal (optional
+ * sign, digits with an optional point, optional exponent) with at most 38 significant digits
+ * (leading and trailing zeros do not count) and, unless it is zero, a magnitude from 1E-130 to
+ * 9.99...E+125. One pass over the characters, no allocation: it runs for every number of every
+ * image. The answer never quotes the value (messages reach logs; images hold user data).
+ */
+export const numberProblem = (s: string): string | undefined => {
+  if (typeof s !== 'string') return `it is not a decimal number (a ${typeof s}, not a string)`;
+  const length = s.length;
+  let i = 0;
+  let c = s.charCodeAt(0);
+  if (c === 43 || c === 45) i++; // + -
+  let digits = 0; // mantissa digits, zeros included
+  let point = -1; // mantissa digits before the point
+  let first = -1; // index (among the mantissa digits) of the first and last non-zero digit
+  let last = -1;
+  for (; i < length; i++) {
+    c = s.charCodeAt(i);
+    if (c >= 48 && c <= 57) {
+      if (c !== 48) {
+        if (first < 0) first = digits;
+        last = digits;
+      }
+      digits++;
+    } else if (c === 46 && point < 0) point = digits;
+    else break;
+  }
+  if (digits === 0) return 'it is not a decimal number (no digits)';
+  if (point < 0) point = digits;
+  let exponent = 0;
+  if (i < length) {
+    if (c !== 101 && c !== 69) return 'it is not a decimal number (a character no decimal number holds)'; // e E
+    c = s.charCodeAt(++i);
+    const negative = c === 45;
+    if (c === 43 || c === 45) i++;
+    if (i >= length) return 'it is not a decimal number (an exponent without digits)';
+    for (; i < length; i++) {
+      c = s.charCodeAt(i);
+      if (c < 48 || c > 57) return 'it is not a decimal number (an exponent with a character that is not a digit)';
+      // Past a million the number is out of range whatever the mantissa: stop growing.
+      if (exponent < 1e6) exponent = exponent * 10 + (c - 48);
+    }
+    if (negative) exponent = -exponent;
+  }
+  if (first < 0) return undefined; // zero, whatever its exponent
+  const significant = last - first + 1;
+  if (significant > MAX_DIGITS) return `it has ${significant} significant digits; DynamoDB keeps at most ${MAX_DIGITS}`;
+  const magnitude = point - first - 1 + exponent; // the power of ten of the leading digit
+  if (magnitude > MAX_MAGNITUDE) return 'it is larger in magnitude than 9.99...E+125, the largest DynamoDB number';
+  if (magnitude < MIN_MAGNITUDE) return 'it is smaller in magnitude than 1E-130, the smallest non-zero DynamoDB number';
+  return undefined;
+};
+
+/** Thrown by a converter; `toItem` turns it into a {@link MalformedRecordError} naming the attribute. */
+class BadNumber extends Error {
+  constructor(
+    readonly problem: string,
+    readonly lossy: boolean,
+  ) {
+    super(problem);
+  }
+}
+
+type Converter = (value: string) => number | NumberValue;
+
+const toNumber = (mode: NumberMode): Converter => {
+  if (mode === 'exact') {
+    return (value) => {
+      const problem = numberProblem(value);
+      if (problem !== undefined) throw new BadNumber(problem, false);
+      return NumberValueImpl.from(value);
+    };
+  }
+  return (value) => {
+    const problem = numberProblem(value);
+    if (problem !== undefined) throw new BadNumber(problem, false);
     const n = Number(value);
     if (isExactNumber(value, n)) return n;
     if (mode === 'auto') return NumberValueImpl.from(value);
-    // The value itself stays out of the message: messages reach logs, and images hold user data.
-    throw new MalformedRecordError(
-      `A number in ${where} (${value.length} characters) does not fit a JavaScript number without losing digits; set \`numbers: 'auto'\` or \`numbers: 'exact'\` in defineApp to keep it exact`,
-    );
+    throw new BadNumber('does not fit a JavaScript number without losing digits', true);
   };
 };
 
+/** Converters made once per mode, not once per record. */
+const converters = new Map<NumberMode, Converter>((['number', 'auto', 'exact'] as const).map((mode) => [mode, toNumber(mode)]));
+
 type ImageSlot = 'Keys' | 'NewImage' | 'OldImage';
 
-/** Converters made once per mode and image, not once per record. */
-const converters = new Map<NumberMode, Record<ImageSlot, Converter>>(
-  (['number', 'auto', 'exact'] as const).map((mode) => [
-    mode,
-    { Keys: numberConverter(mode, 'dynamodb.Keys'), NewImage: numberConverter(mode, 'dynamodb.NewImage'), OldImage: numberConverter(mode, 'dynamodb.OldImage') },
-  ]),
-);
+const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const step = (path: string, name: string): string => (NAME.test(name) ? `${path}.${name}` : `${path}[${JSON.stringify(name)}]`);
+
+/**
+ * The path of the first number in `image` that `convert` refuses, found by walking the image again:
+ * paths are built only for a record that fails, never on the hot path.
+ */
+const findBadNumber = (value: AttributeValue, path: string, convert: Converter): string | undefined => {
+  const fails = (n: string): boolean => {
+    try {
+      convert(n);
+      return false;
+    } catch {
+      return true;
+    }
+  };
+  if (value === null || typeof value !== 'object') return undefined;
+  if (value.N !== undefined) return fails(value.N) ? path : undefined;
+  if (Array.isArray(value.NS)) {
+    const at = value.NS.findIndex(fails);
+    return at < 0 ? undefined : `${path}[${at}]`;
+  }
+  if (Array.isArray(value.L)) {
+    for (let i = 0; i < value.L.length; i++) {
+      const found = findBadNumber(value.L[i] as AttributeValue, `${path}[${i}]`, convert);
+      if (found !== undefined) return found;
+    }
+    return undefined;
+  }
+  if (value.M !== undefined && value.M !== null && typeof value.M === 'object') return findInImage(value.M, path, convert);
+  return undefined;
+};
+
+const findInImage = (image: RawImage, path: string, convert: Converter): string | undefined => {
+  for (const name in image) {
+    const found = findBadNumber(image[name] as AttributeValue, step(path, name), convert);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+};
 
 /**
  * One attribute value to its native form, as `convertToNative` from `@aws-sdk/util-dynamodb` does
@@ -194,7 +307,7 @@ const converters = new Map<NumberMode, Record<ImageSlot, Converter>>(
  */
 const toNative = (v: AttributeValue, wrapNumbers: Converter): unknown => {
   if (v.S !== undefined) return v.S;
-  if (v.N !== undefined) return wrapNumbers === true ? NumberValueImpl.from(v.N) : wrapNumbers(v.N);
+  if (v.N !== undefined) return wrapNumbers(v.N);
   if (v.BOOL !== undefined) return Boolean(v.BOOL);
   if (v.NULL !== undefined) return null;
   if (v.M !== undefined && v.M !== null && typeof v.M === 'object') return toMap(v.M, wrapNumbers);
@@ -209,9 +322,19 @@ const toMap = (image: RawImage, wrapNumbers: Converter): Item => {
 };
 
 const toItem = (image: RawImage, mode: NumberMode, slot: ImageSlot): Item => {
+  const convert = converters.get(mode) as Converter;
   try {
-    return toMap(image, (converters.get(mode) as Record<ImageSlot, Converter>)[slot]);
+    return toMap(image, convert);
   } catch (error) {
+    if (error instanceof BadNumber) {
+      const path = findInImage(image, `dynamodb.${slot}`, convert) ?? `dynamodb.${slot}`;
+      if (error.lossy) {
+        throw new MalformedRecordError(
+          `${path} ${error.problem}; set \`numbers: 'auto'\` or \`numbers: 'exact'\` in defineApp to keep it exact`,
+        );
+      }
+      throw new MalformedRecordError(`${path} is not a DynamoDB number: ${error.problem}`);
+    }
     if (error instanceof MalformedRecordError) throw error;
     throw new MalformedRecordError(`dynamodb.${slot} is not a valid DynamoDB image: ${(error as Error).message}`, { cause: error });
   }

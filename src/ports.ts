@@ -44,10 +44,14 @@ export interface Sink<E = ChangeEvent> {
    * @default the UTF-8 length of `JSON.stringify(event)` when `limits.maxBytes` is finite
    */
   sizeOf?(event: E): number;
-  /** Resolves with the entries that failed; rejects only when nothing could be attempted. */
+  /**
+   * Resolves with the entries that failed; rejects only when nothing could be attempted. Resolving
+   * acknowledges every other entry: it must be durable at the destination by then.
+   */
   send(events: readonly E[], signal: AbortSignal): Promise<{ readonly failed: readonly SinkFailure[] }>;
-  /** Writes out anything buffered (S3 objects); called at shutdown and before the Lambda deadline. */
-  flush?(signal: AbortSignal): Promise<void>;
+  // No `flush`: an entry counts as acknowledged only once `send` has made it durable, so a sink
+  // holds nothing between requests that shutdown or the Lambda deadline would have to write out.
+  // A destination that wants fewer, larger requests sets `limits.maxWaitMs` instead.
 }
 
 /** The error that made a record a dead letter, reduced to data that survives serialisation. */

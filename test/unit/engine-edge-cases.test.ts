@@ -305,6 +305,48 @@ describe('Engine edge cases', () => {
     });
   });
 
+  describe('numbers DynamoDB could not hold', () => {
+    /** Three changes of one item; the second carries `n` as its Amount. */
+    const withBadSecond = (n: string) => {
+      const records = streamRecords();
+      const batch = history(1, 3, records);
+      (batch[1]?.dynamodb.NewImage as Record<string, { N?: string }>)['Amount'] = { N: n };
+      return batch;
+    };
+
+    it.each([
+      ['auto', 'abc'],
+      ['exact', '1e999'],
+      ['number', `1${'1'.repeat(38)}`],
+    ] as const)("dead-letters a record with such a number under numbers: '%s' and keeps its lane moving", async (numbers, n) => {
+      // Prepare
+      const dlq = new MemoryDeadLetterQueue();
+      const { engine, sink } = setup({ numbers, deadLetter: dlq });
+
+      // Act
+      const outcome = await engine.process(withBadSecond(n));
+
+      // Assess
+      expect(outcome.statuses).toEqual(['delivered', 'dead-lettered', 'delivered']);
+      expect(sink.delivered.map((e) => Number(String(versionOf(e))))).toEqual([1, 3]);
+      expect(dlq.letters[0]?.error).toMatchObject({ name: 'MalformedRecordError', class: 'PERMANENT' });
+      expect(dlq.letters[0]?.error.message).toMatch(/dynamodb\.NewImage\.Amount is not a DynamoDB number/);
+    });
+
+    it('never lets the watermark pass such a record without a dead-letter queue', async () => {
+      // Prepare
+      const { engine, sink } = setup({ numbers: 'auto' });
+
+      // Act
+      const outcome = await engine.process(withBadSecond('abc'));
+
+      // Assess
+      expect(outcome.statuses).toEqual(['delivered', 'blocked', 'blocked']);
+      expect(outcome.watermark).toBe(1);
+      expect(sink.delivered.map(versionOf)).toEqual([1]);
+    });
+  });
+
   describe('sinks that misbehave', () => {
     it('retries a request whose send() throws synchronously', async () => {
       // Prepare: send() throws before returning a promise, once.
@@ -412,7 +454,7 @@ describe('Engine edge cases', () => {
 
       // Assess
       expect(outcome.statuses).toEqual(['delivered', 'dead-lettered', 'delivered']);
-      expect(sink.delivered.map(versionOf)).toEqual([1, 3]);
+      expect(sink.delivered.map((e) => Number(String(versionOf(e))))).toEqual([1, 3]);
       expect(sink.delivered.every((e) => ((e as ChangeEvent<Task>).newImage as Task).Checked === true)).toBe(true);
       expect(dlq.letters[0]?.error).toMatchObject({ name: 'SchemaValidationError', class: 'PERMANENT' });
     });

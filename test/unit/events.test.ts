@@ -103,6 +103,111 @@ describe('decodeRecord', () => {
       expect(typeof decodeRecord(withNumber('7'), { numbers: 'exact' }).newImage?.['Amount']).toBe('object');
     });
 
+    const NS_DIGITS = '12345678901234567890123456789012345678'; // 38 significant digits
+    const VALID: readonly (readonly [string, string])[] = [
+      ['zero', '0'],
+      ['negative zero', '-0'],
+      ['zero with a fraction and a huge exponent', '0.000e999'],
+      ['leading zeros, which do not count', `000${NS_DIGITS}`],
+      ['leading zeros after the point', `0.000${NS_DIGITS}`],
+      ['trailing zeros of an integer, which do not count', `1${'0'.repeat(40)}`],
+      ['38 significant digits', NS_DIGITS],
+      ['a bare fraction', '.5'],
+      ['a trailing point', '5.'],
+      ['an exponent', '1e5'],
+      ['a signed exponent', '-1.5E-3'],
+      ['a plus sign', '+7'],
+      ['the smallest magnitude', '1E-130'],
+      ['the smallest negative magnitude', '-1E-130'],
+      ['the largest magnitude', `9.${'9'.repeat(37)}E+125`],
+      ['the largest negative magnitude', `-9.${'9'.repeat(37)}E+125`],
+    ];
+    const INVALID: readonly (readonly [string, string, RegExp])[] = [
+      ['letters', 'abc', /not a decimal number/],
+      ['the empty string', '', /not a decimal number/],
+      ['a lone point', '.', /not a decimal number/],
+      ['a lone sign', '-', /not a decimal number/],
+      ['a space', ' 1', /not a decimal number/],
+      ['a trailing space', '1 ', /not a decimal number/],
+      ['an exponent without digits', '1e', /not a decimal number/],
+      ['an exponent without a mantissa', 'e5', /not a decimal number/],
+      ['two points', '1.2.3', /not a decimal number/],
+      ['two signs', '--1', /not a decimal number/],
+      ['digit separators', '1_000', /not a decimal number/],
+      ['hexadecimal', '0x10', /not a decimal number/],
+      ['Infinity', 'Infinity', /not a decimal number/],
+      ['NaN', 'NaN', /not a decimal number/],
+      ['39 significant digits', `${NS_DIGITS}9`, /39 significant digits/],
+      ['39 significant digits around a point', `1.${'0'.repeat(37)}1`, /39 significant digits/],
+      ['a magnitude too large', '1E+126', /larger in magnitude/],
+      ['a negative magnitude too large', '-1E+126', /larger in magnitude/],
+      ['an overflowing exponent', '1e999', /larger in magnitude/],
+      ['a magnitude too small', '1E-131', /smaller in magnitude/],
+      ['just below the smallest magnitude', `9.${'9'.repeat(37)}E-131`, /smaller in magnitude/],
+    ];
+    /** A modify whose image holds `n` at `where`, or a remove without images whose key is `n`. */
+    const placed = (n: string, where: 'top' | 'set' | 'list' | 'map' | 'old' | 'key') => {
+      const raw = where === 'key' ? records.remove({ PK: 'USER#1', SK: 'N' }) : records.modify({ PK: 'USER#1', SK: 'N' }, { PK: 'USER#1', SK: 'N' });
+      const d = raw.dynamodb as { NewImage?: Record<string, AttributeValue>; OldImage?: Record<string, AttributeValue>; Keys: Record<string, AttributeValue> };
+      if (where === 'key') {
+        d.Keys = { Id: { N: n } };
+        delete d.NewImage;
+        delete d.OldImage;
+        return raw;
+      }
+      if (!d.NewImage || !d.OldImage) throw new Error('a modify has both images');
+      if (where === 'top') d.NewImage['Amount'] = { N: n };
+      if (where === 'set') d.NewImage['Sizes'] = { NS: ['1', n] };
+      if (where === 'list') d.NewImage['Lines'] = { L: [{ S: 'x' }, { M: { Cost: { N: n } } }] };
+      if (where === 'map') d.NewImage['Totals'] = { M: { Net: { N: '1' }, Gross: { N: n } } };
+      if (where === 'old') d.OldImage['Amount'] = { N: n };
+      return raw;
+    };
+    const PATHS = [
+      ['top', 'dynamodb.NewImage.Amount'],
+      ['set', 'dynamodb.NewImage.Sizes[1]'],
+      ['list', 'dynamodb.NewImage.Lines[1].Cost'],
+      ['map', 'dynamodb.NewImage.Totals.Gross'],
+      ['old', 'dynamodb.OldImage.Amount'],
+      ['key', 'dynamodb.Keys.Id'],
+    ] as const;
+
+    it.each(VALID)('accepts %s as a DynamoDB number in every mode', (_what, n) => {
+      for (const numbers of ['auto', 'exact'] as const) for (const [where] of PATHS) expect(() => decodeRecord(placed(n, where), { numbers })).not.toThrow();
+      // 'number' mode takes it too, or refuses it only for the digits a JS number would lose.
+      for (const [where] of PATHS) {
+        try {
+          decodeRecord(placed(n, where));
+        } catch (error) {
+          expect(String(error)).toMatch(/without losing digits/);
+        }
+      }
+    });
+
+    it.each(INVALID)('rejects %s in every mode and everywhere in an image, naming the attribute and what is wrong', (_what, n, problem) => {
+      for (const numbers of ['number', 'auto', 'exact'] as const) {
+        for (const [where, path] of PATHS) {
+          let thrown: unknown;
+          try {
+            decodeRecord(placed(n, where), { numbers });
+          } catch (error) {
+            thrown = error;
+          }
+          expect(thrown, `${numbers} mode, ${where}`).toBeInstanceOf(MalformedRecordError);
+          const message = (thrown as Error).message;
+          expect(message).toContain(`${path} is not a DynamoDB number`);
+          expect(message).toMatch(problem);
+          // No mode is recommended that would take the value; the value stays out of the message.
+          expect(message).not.toMatch(/numbers: '/);
+          if (n.length > 3) expect(message).not.toContain(n);
+        }
+      }
+    });
+
+    it("names the attribute of a number that 'number' mode cannot hold exactly", () => {
+      expect(() => decodeRecord(placed(NS_DIGITS, 'map'))).toThrow(/dynamodb\.NewImage\.Totals\.Gross .*numbers: 'auto'/);
+    });
+
     it('tells exact conversions from lossy ones', () => {
       expect(isExactNumber('1e3', 1000)).toBe(true);
       expect(isExactNumber('0.10', 0.1)).toBe(true);

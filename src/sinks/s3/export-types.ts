@@ -77,6 +77,4 @@ export interface S3ExportSink<E = ChangeEvent> extends Sink<E> {
   readonly client: S3Client;
   /** Bytes of the event's NDJSON line, newline included, before compression. */
   sizeOf(event: E): number;
-  /** Resolves at once: the sink holds nothing between requests (see {@link s3Export}). */
-  flush(signal: AbortSignal): Promise<void>;
 }

@@ -233,11 +233,9 @@ export const s3Export = <E = ChangeEvent>(options: S3ExportOptions<E>): S3Export
         if (result.status === 'fulfilled') return;
         for (const index of (list[i] as Group).indexes) failed.push({ index, error: result.reason });
       });
+      // Nothing is buffered between requests: every send writes its objects before it resolves, so
+      // at shutdown or the Lambda deadline there is nothing left to write.
       return { failed: failed.sort((a, b) => a.index - b.index) };
     },
-
-    // Nothing is buffered between requests: every send writes its objects before it resolves, so
-    // at shutdown or the Lambda deadline there is nothing left to write.
-    async flush() {},
   };
 };
