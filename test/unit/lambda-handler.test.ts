@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { defineApp, route } from '../../src/index.js';
-import type { AppConfig, ChangeEvent } from '../../src/index.js';
+import type { AppConfig, ChangeEvent, ProgressStore } from '../../src/index.js';
 import { createStreamHandler } from '../../src/lambda/index.js';
-import { FakeClock, memoryLogger, MemoryDeadLetterQueue, MemoryProgressStore, MemorySink, simulateEventSourceMapping, streamRecords } from '../../src/testing/index.js';
+import { FakeClock, memoryLogger, MemoryDeadLetterQueue, MemoryProgressStore, MemorySink, simulateEventSourceMapping, streamRecords, transientError } from '../../src/testing/index.js';
 import type { LambdaStreamRecord } from '../../src/testing/index.js';
 
 type Task = { PK: string; SK: string; Version: number };
@@ -169,5 +169,278 @@ describe('createStreamHandler under the Lambda event source mapping', () => {
     // Assess: every record arrived; those of other keys done in the first attempt arrived twice.
     expect(new Set(sink.delivered.map((e) => (e as ChangeEvent).eventID)).size).toBe(100);
     expect(sink.delivered.length).toBeGreaterThan(100);
+  });
+});
+
+/** mulberry32: a small seeded generator, so a scenario replays exactly. */
+const seeded = (seed: number) => () => {
+  seed = (seed + 0x6d2b79f5) | 0;
+  let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+  return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+};
+
+const idOf = (e: unknown) => (e as ChangeEvent).eventID;
+
+/**
+ * Counts, per sink, sends of a record that sink had already acknowledged, and sends of a record
+ * every sink had already acknowledged (a fully done record), by wrapping each sink's `send`.
+ */
+const countResends = (sinks: readonly MemorySink[]) => {
+  const acked = new Map<MemorySink, Set<string>>(sinks.map((s) => [s, new Set<string>()]));
+  const counts = { toSinkThatAcked: 0, ofFullyDone: 0 };
+  for (const sink of sinks) {
+    const send = sink.send.bind(sink);
+    sink.send = async (events, signal) => {
+      for (const e of events) {
+        if (acked.get(sink)?.has(idOf(e))) counts.toSinkThatAcked++;
+        if (sinks.every((s) => acked.get(s)?.has(idOf(e)))) counts.ofFullyDone++;
+      }
+      const result = await send(events, signal);
+      const failed = new Set(result.failed.map((f) => f.index));
+      events.forEach((e, i) => failed.has(i) || acked.get(sink)?.add(idOf(e)));
+      return result;
+    };
+  }
+  return counts;
+};
+
+/** Two sinks, A and B, both taking every record; one attempt per batch (no DLQ), so a failure blocks its key. */
+const twoSinks = (options: { store?: boolean } = {}) => {
+  const clock = new FakeClock();
+  const a = new MemorySink({ clock, latencyMs: 5, name: 'a' });
+  const b = new MemorySink({ clock, latencyMs: 5, name: 'b' });
+  const progressStore = new MemoryProgressStore();
+  const app = defineApp({ table: 'TaskApp', routes: [route('*').to(a), route('*').to(b)], retry: { maxAttempts: 1 } });
+  /** A new handler is a cold start: a new container, nothing in process memory. */
+  const makeHandler = () => createStreamHandler(app, { clock, logger: memoryLogger(), random: () => 0.5, ...(options.store === false ? {} : { progressStore }) });
+  const context = () => {
+    const start = clock.now();
+    return { getRemainingTimeInMillis: () => start + 60_000 - clock.now() };
+  };
+  const sends = (sink: MemorySink, record: LambdaStreamRecord) => sink.attempts.filter((e) => idOf(e) === record.eventID).length;
+  return { clock, a, b, progressStore, makeHandler, context, sends };
+};
+
+describe('createStreamHandler when Lambda re-batches', () => {
+  it('remembers records done past a shorter retry: [1..10] fails at 5, [5..7] succeeds, [8..12] sends 8..10 to nobody', async () => {
+    // Prepare: one key per record, so only record 5 blocks; B fails it once.
+    const { a, b, makeHandler, context, sends } = twoSinks();
+    const records = shard(12, 12);
+    b.failWhere((e) => idOf(e) === records[4]?.eventID, { times: 1 });
+    const handler = makeHandler();
+
+    // Act
+    const first = await handler({ Records: records.slice(0, 10) }, context());
+    const retry = await handler({ Records: records.slice(4, 7) }, context());
+    const next = await handler({ Records: records.slice(7, 12) }, context());
+
+    // Assess: every record but 5 went once to each sink; 5 went to B twice.
+    expect(first.batchItemFailures).toEqual([{ itemIdentifier: records[4]?.dynamodb.SequenceNumber }]);
+    expect(retry.batchItemFailures).toEqual([]);
+    expect(next.batchItemFailures).toEqual([]);
+    expect(records.map((r) => sends(a, r)).filter((_, i) => i !== 4)).toEqual(Array(11).fill(1));
+    expect(records.map((r) => sends(b, r))).toEqual([1, 1, 1, 1, 2, 1, 1, 1, 1, 1, 1, 1]);
+  });
+
+  it('re-sends a record acknowledged by A but not by B to B only', async () => {
+    // Prepare
+    const { a, b, makeHandler, context, sends } = twoSinks();
+    const records = shard(3, 3);
+    b.failWhere((e) => idOf(e) === records[1]?.eventID, { times: 1 });
+    const handler = makeHandler();
+
+    // Act
+    const first = await handler({ Records: records }, context());
+    const retry = await handler({ Records: records.slice(1) }, context());
+
+    // Assess
+    expect(first.batchItemFailures).toEqual([{ itemIdentifier: records[1]?.dynamodb.SequenceNumber }]);
+    expect(retry.batchItemFailures).toEqual([]);
+    expect(records.map((r) => sends(a, r))).toEqual([1, 1, 1]);
+    expect(records.map((r) => sends(b, r))).toEqual([1, 2, 1]);
+  });
+
+  it('remembers across a bisected retry: [3..10] arrives as [3..6] then [7..10]', async () => {
+    // Prepare
+    const { a, b, makeHandler, context, sends } = twoSinks();
+    const records = shard(10, 10);
+    b.failWhere((e) => idOf(e) === records[2]?.eventID, { times: 2 });
+    const handler = makeHandler();
+
+    // Act: record 3 fails at B in the first batch and again in the first half of the retry.
+    await handler({ Records: records }, context());
+    const firstHalf = await handler({ Records: records.slice(2, 6) }, context());
+    const retry = await handler({ Records: records.slice(2, 6) }, context());
+    const secondHalf = await handler({ Records: records.slice(6) }, context());
+
+    // Assess: nothing but record 3 was sent again, and 3 only to B.
+    expect(firstHalf.batchItemFailures).toEqual([{ itemIdentifier: records[2]?.dynamodb.SequenceNumber }]);
+    expect([retry, secondHalf].map((r) => r.batchItemFailures)).toEqual([[], []]);
+    expect(records.map((r) => sends(b, r))).toEqual([1, 1, 3, 1, 1, 1, 1, 1, 1, 1]);
+    expect(records.map((r) => sends(a, r))).toEqual(Array(10).fill(1));
+  });
+
+  it('remembers across a whole-batch retry after the invocation failed, in a warm container without a store', async () => {
+    // Prepare: no progress store; the invocation fails after the handler answered (as a thrown
+    // error or a timeout after it would), so Lambda retries the same batch.
+    const { a, b, makeHandler, context, sends } = twoSinks({ store: false });
+    const records = shard(10, 10);
+    b.failWhere((e) => idOf(e) === records[4]?.eventID, { times: 1 });
+    const handler = makeHandler();
+
+    // Act
+    await handler({ Records: records }, context());
+    const again = await handler({ Records: records }, context());
+
+    // Assess
+    expect(again.batchItemFailures).toEqual([]);
+    expect(records.map((r) => sends(a, r))).toEqual(Array(10).fill(1));
+    expect(records.map((r) => sends(b, r))).toEqual([1, 1, 1, 1, 2, 1, 1, 1, 1, 1]);
+  });
+
+  it('remembers across a whole-batch retry after the invocation failed, on a cold start with a store', async () => {
+    // Prepare
+    const { a, b, makeHandler, context, sends } = twoSinks();
+    const records = shard(10, 10);
+    b.failWhere((e) => idOf(e) === records[4]?.eventID, { times: 1 });
+
+    // Act: each invocation in a new container.
+    await makeHandler()({ Records: records }, context());
+    const again = await makeHandler()({ Records: records }, context());
+
+    // Assess: records 1..4 (before the failure) and 6..10 (after it) went once to each sink.
+    expect(again.batchItemFailures).toEqual([]);
+    expect(records.map((r) => sends(a, r))).toEqual(Array(10).fill(1));
+    expect(records.map((r) => sends(b, r))).toEqual([1, 1, 1, 1, 2, 1, 1, 1, 1, 1]);
+  });
+
+  it('keeps the progress of parallel batches of one shard apart (ParallelizationFactor > 1)', async () => {
+    // Prepare: two batchers take the odd and the even records; each fails one record at B.
+    const { a, b, makeHandler, context, sends } = twoSinks();
+    const records = shard(16, 16);
+    const odd = records.filter((_, i) => i % 2 === 0);
+    const even = records.filter((_, i) => i % 2 === 1);
+    b.failWhere((e) => idOf(e) === odd[1]?.eventID || idOf(e) === even[2]?.eventID, { times: 1 });
+
+    // Act: each batch on a cold start, interleaved as parallel batchers run.
+    const x1 = await makeHandler()({ Records: odd.slice(0, 5) }, context());
+    const y1 = await makeHandler()({ Records: even.slice(0, 5) }, context());
+    const x2 = await makeHandler()({ Records: odd.slice(1, 3) }, context());
+    const y2 = await makeHandler()({ Records: even.slice(2, 4) }, context());
+    const x3 = await makeHandler()({ Records: odd.slice(3) }, context());
+    const y3 = await makeHandler()({ Records: even.slice(4) }, context());
+
+    // Assess
+    expect(x1.batchItemFailures).toEqual([{ itemIdentifier: odd[1]?.dynamodb.SequenceNumber }]);
+    expect(y1.batchItemFailures).toEqual([{ itemIdentifier: even[2]?.dynamodb.SequenceNumber }]);
+    expect([x2, y2, x3, y3].map((r) => r.batchItemFailures)).toEqual([[], [], [], []]);
+    expect(records.map((r) => sends(a, r))).toEqual(Array(16).fill(1));
+    expect(records.map((r) => (r === odd[1] || r === even[2] ? sends(b, r) - 1 : sends(b, r)))).toEqual(Array(16).fill(1));
+  });
+
+  it('sends no fully done record again under random re-batching, whole-batch retries and cold starts', async () => {
+    // Prepare: 300 records over 7 keys; each sink fails 10 % of its entries once; batches of 1 to
+    // 40 records; after a partial failure Lambda may re-batch; 15 % of the invocations that report
+    // a partial failure fail anyway (whole batch again), half of those on a cold start.
+    const { a, b, clock, makeHandler, context } = twoSinks();
+    const random = seeded(10);
+    const records = shard(300, 7);
+    const unlucky = new Set(records.filter(() => random() < 0.1).map((r) => `a${r.eventID}`));
+    for (const r of records) if (random() < 0.1) unlucky.add(`b${r.eventID}`);
+    a.failWhere((e) => unlucky.has(`a${idOf(e)}`), { times: 1 });
+    b.failWhere((e) => unlucky.has(`b${idOf(e)}`), { times: 1 });
+    const resends = countResends([a, b]);
+    let handler = makeHandler();
+    let checkpoint = 0;
+    let invocations = 0;
+
+    // Act
+    while (checkpoint < records.length && invocations++ < 2000) {
+      const batch = records.slice(checkpoint, checkpoint + 1 + Math.floor(random() * 40));
+      const response = await handler({ Records: batch }, context());
+      const failed = response.batchItemFailures[0]?.itemIdentifier;
+      if (failed === undefined) {
+        checkpoint += batch.length;
+        continue;
+      }
+      if (random() < 0.15) {
+        if (random() < 0.5) handler = makeHandler();
+        continue;
+      }
+      checkpoint += batch.findIndex((r) => r.dynamodb.SequenceNumber === failed);
+    }
+
+    // Assess: nothing lost, each sink got every record, no fully done record was sent again.
+    expect(checkpoint).toBe(records.length);
+    for (const sink of [a, b]) expect(new Set(sink.delivered.map(idOf)).size).toBe(records.length);
+    console.info(`re-batching scenario: ${invocations} invocations, ${resends.ofFullyDone} re-sends of fully done records, ${resends.toSinkThatAcked} re-sends to a sink that had acknowledged; ${clock.now()}`);
+    expect(resends.ofFullyDone).toBe(0);
+  });
+});
+
+describe('createStreamHandler with a progress store that hangs or fails', () => {
+  it('stops waiting for a store that never answers and returns before the function times out', async () => {
+    // Prepare: reads and writes that never settle; a 3 s function; record 2 fails once at B.
+    const clock = new FakeClock();
+    const sink = new MemorySink({ clock, latencyMs: 5 });
+    const signals: AbortSignal[] = [];
+    const hanging: ProgressStore = {
+      load: (...args: unknown[]) => (signals.push(args[1] as AbortSignal), new Promise(() => {})),
+      save: (...args: unknown[]) => (signals.push(args[1] as AbortSignal), new Promise(() => {})),
+    };
+    const app = defineApp({ table: 'TaskApp', routes: [route('*').to(sink)], retry: { maxAttempts: 1 } });
+    const logger = memoryLogger();
+    const handler = createStreamHandler(app, { clock, logger, random: () => 0.5, progressStore: hanging });
+    const records = shard(40, 40);
+    sink.failWhere((e) => idOf(e) === records[2]?.eventID, { times: 1 });
+
+    // Act
+    const { invocations, checkpoint } = await simulateEventSourceMapping({ records, handler, clock, batchSize: 20, timeoutMs: 3000 });
+
+    // Assess: no timeout, everything delivered; the calls were aborted once the handler stopped waiting.
+    expect(checkpoint).toBe(40);
+    expect(invocations.map((i) => i.result)).toEqual(['partial', 'done', 'done']);
+    expect(Math.max(...invocations.map((i) => i.durationMs))).toBeLessThan(3000);
+    expect(new Set(sink.delivered.map(idOf)).size).toBe(40);
+    expect(signals.length).toBe(4);
+    expect(signals.every((s) => s?.aborted)).toBe(true);
+    expect(logger.entries.filter((e) => e.level === 'warn').map((e) => e.msg)).toContain('progress store read failed; records re-delivered after a partial failure may be sent again');
+  });
+
+  it('loses nothing and keeps per-key order when half the store calls fail, under re-batching and cold starts', async () => {
+    // Prepare
+    const { a, b, makeHandler, context, progressStore } = twoSinks();
+    const random = seeded(7);
+    const load = progressStore.load.bind(progressStore);
+    const save = progressStore.save.bind(progressStore);
+    progressStore.load = (...args: Parameters<typeof load>) => (random() < 0.5 ? Promise.reject(transientError()) : load(...args));
+    progressStore.save = (...args: Parameters<typeof save>) => (random() < 0.5 ? Promise.reject(transientError()) : save(...args));
+    const records = shard(200, 5);
+    a.failWhere(() => random() < 0.1, { times: 1 });
+    b.failWhere(() => random() < 0.1, { times: 1 });
+    let handler = makeHandler();
+    let checkpoint = 0;
+
+    // Act
+    for (let n = 0; checkpoint < records.length && n < 2000; n++) {
+      const batch = records.slice(checkpoint, checkpoint + 1 + Math.floor(random() * 30));
+      if (random() < 0.2) handler = makeHandler();
+      const failed = (await handler({ Records: batch }, context())).batchItemFailures[0]?.itemIdentifier;
+      checkpoint += failed === undefined ? batch.length : batch.findIndex((r) => r.dynamodb.SequenceNumber === failed);
+    }
+
+    // Assess: per sink and key, the first deliveries are 1..40 in order.
+    expect(checkpoint).toBe(records.length);
+    for (const sink of [a, b]) {
+      const firsts = new Map<string, number[]>();
+      const seen = new Set<string>();
+      for (const e of sink.delivered) {
+        if (seen.has(idOf(e))) continue;
+        seen.add(idOf(e));
+        firsts.set(keyOf(e), [...(firsts.get(keyOf(e)) ?? []), versionOf(e)]);
+      }
+      expect([...firsts.values()]).toEqual(Array(5).fill(Array.from({ length: 40 }, (_, i) => i + 1)));
+    }
   });
 });
