@@ -1,12 +1,13 @@
 import type { App } from '../app.js';
 import { systemClock } from '../core/clock.js';
 import { Engine, isDone } from '../core/engine.js';
-import type { EngineObserver } from '../core/engine.js';
-import { describeError } from '../errors.js';
-import { sequenceOf } from '../events.js';
+import type { EngineObserver, RecordStatus } from '../core/engine.js';
+import { ConfigError, describeError } from '../errors.js';
+import { compareSequenceNumbers, sequenceOf } from '../events.js';
 import type { RawStreamRecord } from '../events.js';
 import { createLogger } from '../observability/logger.js';
-import type { Clock, Logger, ProgressStore } from '../ports.js';
+import type { Clock, Logger, Progress, ProgressKey, ProgressStore } from '../ports.js';
+import { isTrackable, knownAbout, nextProgress, ProgressMemory } from './progress.js';
 
 /** The parts of Lambda's DynamoDB stream event the handler reads; `aws-lambda`'s `DynamoDBStreamEvent` fits. */
 export interface StreamEventLike {
@@ -27,11 +28,25 @@ export interface BatchResponse {
 /** Options of {@link createStreamHandler}. */
 export interface StreamHandlerOptions {
   /**
-   * Remembers what was done after a partial failure, so the re-delivered records that were already
-   * delivered are not sent again. Costs one read per batch and one write per partial failure.
-   * Without it, re-delivered records are sent again (at least once, still in order).
+   * Remembers what was done in a batch that ended partly failed, so that no later batch sends a
+   * done record again, or a record again to a sink that acknowledged it, however Lambda re-batches
+   * the retry. Costs at most one read per batch and one write per partial failure, none on full
+   * success. Without it, only the container's memory (lost on a cold start) remembers.
    */
   readonly progressStore?: ProgressStore;
+  /**
+   * Longest wait for one progress-store read or write. A read that has not answered by then is
+   * aborted and the batch runs as if nothing were stored; a write is aborted and logged. A write
+   * never runs into the last quarter of the deadline margin.
+   * @default a quarter of the time before the deadline margin, at most 2 s
+   */
+  readonly progressTimeoutMs?: number;
+  /**
+   * Most sequence numbers the handler keeps in process memory across warm invocations (the same
+   * records it writes to the store); 0 turns that memory off.
+   * @default 20_000 (about 2 MB)
+   */
+  readonly progressMemory?: number;
   /** @default createLogger() */
   readonly logger?: Logger;
   /** @default the system clock */
@@ -48,6 +63,34 @@ export interface StreamHandlerOptions {
   readonly deadlineMarginMs?: number;
 }
 
+const DEFAULT_PROGRESS_MEMORY = 20_000;
+const MAX_PROGRESS_TIMEOUT_MS = 2000;
+
+/**
+ * Runs one store call for at most `ms` on `clock`: resolves or rejects with the call, or rejects
+ * when the time is up; either way the call's signal is aborted once nobody waits for it.
+ */
+const within = <T>(clock: Clock, ms: number, call: (signal: AbortSignal) => Promise<T>): Promise<T> => {
+  const request = new AbortController();
+  const timer = new AbortController();
+  let attempt: Promise<T>;
+  try {
+    attempt = Promise.resolve(call(request.signal));
+  } catch (error) {
+    attempt = Promise.reject(error);
+  }
+  // A call that settles after the time is up has nobody waiting for it.
+  attempt.catch(() => {});
+  const expiry = clock.sleep(Math.max(0, ms), timer.signal).then(() => {
+    throw new Error(`No answer within ${Math.round(ms)} ms; the request was aborted`);
+  });
+  expiry.catch(() => {});
+  return Promise.race([attempt, expiry]).finally(() => {
+    timer.abort();
+    request.abort(new Error('Progress store call no longer awaited'));
+  });
+};
+
 /**
  * The Lambda handler for a DynamoDB stream event source mapping with `ReportBatchItemFailures`.
  * It returns the lowest sequence number that is not done, so Lambda re-delivers from there, or an
@@ -60,39 +103,67 @@ export interface StreamHandlerOptions {
 export const createStreamHandler = (app: App, options: StreamHandlerOptions = {}) => {
   const logger = options.logger ?? createLogger();
   const clock = options.clock ?? systemClock;
+  const store = options.progressStore;
   const engine = new Engine({ app, logger, clock, ...(options.random ? { random: options.random } : {}), ...(options.observer ? { observer: options.observer } : {}) });
+  const memoryCapacity = options.progressMemory ?? DEFAULT_PROGRESS_MEMORY;
+  if (!Number.isInteger(memoryCapacity) || memoryCapacity < 0) {
+    throw new ConfigError('progressMemory', `must be an integer >= 0, got \`${String(memoryCapacity)}\` (${typeof memoryCapacity}). Leave it out for 20,000 sequence numbers, or set 0 to keep nothing in memory.`);
+  }
+  const timeoutOption = options.progressTimeoutMs;
+  if (timeoutOption !== undefined && !(Number.isFinite(timeoutOption) && timeoutOption > 0)) {
+    throw new ConfigError('progressTimeoutMs', `must be a number of milliseconds > 0, got \`${String(timeoutOption)}\` (${typeof timeoutOption}). Leave it out for a quarter of the time left, at most 2 s.`);
+  }
+  // Lives as long as the container: a warm container remembers without a store.
+  const memory = memoryCapacity > 0 ? new ProgressMemory(memoryCapacity) : undefined;
 
   return async (event: StreamEventLike, context: LambdaContextLike): Promise<BatchResponse> => {
     const records = event.Records ?? [];
     if (records.length === 0) return { batchItemFailures: [] };
     const started = clock.now();
     const log = context.awsRequestId ? logger.child({ requestId: context.awsRequestId }) : logger;
-    // A malformed first record is dead-lettered by the engine; it must not crash the batch here.
-    const streamArn = (records[0] as RawStreamRecord | null | undefined)?.eventSourceARN ?? '';
-    const firstSeq = sequenceOf(records[0]);
-
-    let alreadyDone: ReadonlySet<string> | undefined;
-    if (options.progressStore && firstSeq) {
-      try {
-        alreadyDone = await options.progressStore.load({ streamArn, sequenceNumber: firstSeq });
-      } catch (error) {
-        log.warn({ err: describeError(error) }, 'progress store read failed; records re-delivered after a partial failure may be sent again');
-      }
-    }
-
     const remaining = context.getRemainingTimeInMillis();
     const margin = options.deadlineMarginMs ?? Math.min(5000, Math.max(500, remaining * 0.1));
     const deadline = started + remaining - margin;
+    const abortAt = started + remaining - margin / 2;
+    // The write, after the engine stopped, must still leave time to answer.
+    const lastWrite = started + remaining - margin / 4;
+    const storeTimeout = timeoutOption ?? Math.min(MAX_PROGRESS_TIMEOUT_MS, (remaining - margin) / 4);
+
+    // Malformed records are dead-lettered by the engine; they must not crash the batch here.
+    const streamArn = records.map((r) => (r as RawStreamRecord | null | undefined)?.eventSourceARN).find((arn) => typeof arn === 'string' && arn !== '') ?? '';
+    const sequenceNumbers = records.map((r) => {
+      const seq = sequenceOf(r);
+      return isTrackable(seq) ? seq : '';
+    });
+    const position = positionOf(streamArn, sequenceNumbers);
+
+    const loaded: Progress[] = [];
+    if (position) {
+      if (memory) loaded.push(...memory.load(position));
+      if (store) {
+        try {
+          loaded.push(...(await within(clock, Math.min(storeTimeout, deadline - clock.now()), (signal) => store.load(position, signal))));
+        } catch (error) {
+          log.warn({ err: describeError(error) }, 'progress store read failed; records re-delivered after a partial failure may be sent again');
+        }
+      }
+    }
+    const known = loaded.length > 0 ? knownAbout(loaded, new Set(sequenceNumbers)) : undefined;
+
     const abort = new AbortController();
     const stopTimer = new AbortController();
-    clock.sleep(Math.max(0, remaining - margin / 2), stopTimer.signal).then(
+    clock.sleep(Math.max(0, abortAt - clock.now()), stopTimer.signal).then(
       () => abort.abort(new Error('Lambda deadline near: in-flight requests aborted')),
       () => {},
     );
 
     let outcome;
     try {
-      outcome = await engine.process(records, { alreadyDone, deadline, signal: abort.signal });
+      outcome = await engine.process(records, {
+        ...(known ? { alreadyDone: known.alreadyDone, acknowledged: known.acknowledged } : {}),
+        deadline,
+        signal: abort.signal,
+      });
     } finally {
       stopTimer.abort();
     }
@@ -104,14 +175,16 @@ export const createStreamHandler = (app: App, options: StreamHandlerOptions = {}
     }
 
     const failedSeq = sequenceOf(records[outcome.watermark]);
-    if (options.progressStore && failedSeq) {
-      const done = new Set<string>();
-      for (let i = outcome.watermark + 1; i < records.length; i++) {
-        if (isDone(outcome.statuses[i] as (typeof outcome.statuses)[number])) done.add(sequenceOf(records[i]));
-      }
-      if (done.size > 0) {
+    const statuses = outcome.statuses;
+    // A failure point without a sequence number means a whole-batch retry; nothing is stored for it.
+    const progress = position && failedSeq !== '' ? nextProgress({ streamArn, sequenceNumbers, done: (i) => isDone(statuses[i] as RecordStatus), acknowledged: outcome.acknowledged }, loaded) : undefined;
+    if (progress) {
+      memory?.save(progress);
+      if (store) {
         try {
-          await options.progressStore.save({ streamArn, sequenceNumber: failedSeq }, done);
+          const budget = Math.min(storeTimeout, lastWrite - clock.now());
+          if (budget <= 0) throw new Error('No time left before the deadline');
+          await within(clock, budget, (signal) => store.save(progress, signal));
         } catch (error) {
           log.warn({ err: describeError(error), sequenceNumber: failedSeq }, 'progress store write failed; records done after the failure may be sent again');
         }
@@ -122,4 +195,11 @@ export const createStreamHandler = (app: App, options: StreamHandlerOptions = {}
     log.warn({ ...summary, watermark: outcome.watermark, sequenceNumber: failedSeq }, 'batch partly done; Lambda re-delivers from sequenceNumber');
     return { batchItemFailures: [{ itemIdentifier: failedSeq }] };
   };
+};
+
+/** Where the batch starts: its lowest trackable sequence number, or undefined when progress cannot be kept. */
+const positionOf = (streamArn: string, sequenceNumbers: readonly string[]): ProgressKey | undefined => {
+  let first = '';
+  for (const s of sequenceNumbers) if (s !== '' && (first === '' || compareSequenceNumbers(s, first) < 0)) first = s;
+  return streamArn !== '' && first !== '' ? { streamArn, sequenceNumber: first } : undefined;
 };

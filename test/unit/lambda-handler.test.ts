@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { defineApp, route } from '../../src/index.js';
 import type { AppConfig, ChangeEvent, ProgressStore } from '../../src/index.js';
 import { createStreamHandler } from '../../src/lambda/index.js';
+import type { LambdaContextLike, StreamEventLike } from '../../src/lambda/index.js';
 import { FakeClock, memoryLogger, MemoryDeadLetterQueue, MemoryProgressStore, MemorySink, simulateEventSourceMapping, streamRecords, transientError } from '../../src/testing/index.js';
 import type { LambdaStreamRecord } from '../../src/testing/index.js';
 
@@ -53,7 +54,7 @@ describe('createStreamHandler', () => {
     expect(progressStore.writes).toBe(0);
   });
 
-  it('reports the lowest sequence number that is not done, and stores what was done after it', async () => {
+  it('reports the lowest sequence number that is not done, and stores what the batch got done under it', async () => {
     // Prepare: record 3 (key 3) is blocked: no DLQ and it always fails.
     const { handler, sink, progressStore } = setup({ retry: { maxAttempts: 2 } });
     const records = shard(10, 5);
@@ -62,11 +63,16 @@ describe('createStreamHandler', () => {
     // Act
     const response = await handler({ Records: records }, { getRemainingTimeInMillis: () => 60_000 });
 
-    // Assess: the watermark is record 3; records 4, 5, 6, 7, 9 (other keys) are stored as done.
-    expect(response.batchItemFailures).toEqual([{ itemIdentifier: records[3]?.dynamodb.SequenceNumber }]);
+    // Assess: the watermark is record 3; one record keyed at the batch's first record holds records
+    // 0, 1, 2 (before the watermark) and 4, 5, 6, 7, 9 (other keys) as done, and 3 and 8 (key 3,
+    // blocked) as acknowledged by no sink.
+    const seq = (i: number) => records[i]?.dynamodb.SequenceNumber as string;
+    expect(response.batchItemFailures).toEqual([{ itemIdentifier: seq(3) }]);
     expect(progressStore.writes).toBe(1);
-    const stored = [...progressStore.entries.values()][0];
-    expect([...(stored ?? [])].sort()).toEqual([4, 5, 6, 7, 9].map((i) => records[i]?.dynamodb.SequenceNumber).sort());
+    const stored = [...progressStore.entries.values()];
+    expect(stored.map((p) => p.sequenceNumber)).toEqual([seq(0)]);
+    expect([...(stored[0]?.done ?? [])].sort()).toEqual([0, 1, 2, 4, 5, 6, 7, 9].map(seq).sort());
+    expect(stored[0]?.acknowledged).toEqual(new Map([[seq(3), new Set()], [seq(8), new Set()]]));
   });
 
   it('returns before the function times out and reports the rest', async () => {
@@ -154,12 +160,13 @@ describe('createStreamHandler under the Lambda event source mapping', () => {
     expect(new Set(sink.delivered.map((e) => (e as ChangeEvent).eventID)).size).toBe(190);
   });
 
-  it('re-sends delivered records after a partial failure when there is no progress store, still losing none', async () => {
-    // Prepare: the same failure as above but no progress store: at-least-once.
+  it('re-sends delivered records after a partial failure when there is no progress store and the retry lands on a cold start, still losing none', async () => {
+    // Prepare: the same failure as above but no progress store, and every invocation in a new
+    // container (nothing in process memory): at-least-once.
     const clock = new FakeClock();
     const sink = new MemorySink({ clock, latencyMs: 5 });
     const app = defineApp({ table: 'TaskApp', routes: [route('*').to(sink)], retry: { maxAttempts: 1 } });
-    const handler = createStreamHandler(app, { clock, logger: memoryLogger() });
+    const handler = (event: StreamEventLike, context: LambdaContextLike) => createStreamHandler(app, { clock, logger: memoryLogger() })(event, context);
     const records = shard(100, 10);
     sink.failWhere((e) => keyOf(e) === 'USER#0' && versionOf(e) === 1, { times: 1 });
 
