@@ -18,6 +18,12 @@ export interface DispatcherOptions<P> {
   readonly clock?: Clock;
   /** Epoch ms by which a waiting request must leave (the Lambda deadline). */
   readonly deadline?: number;
+  /**
+   * Told when a `settle` callback throws. The other entries are settled all the same, so one broken
+   * callback cannot leave the lanes of the others waiting for ever.
+   * @default report it with `process.emitWarning`
+   */
+  readonly onCallbackError?: (error: unknown) => void;
 }
 
 /** Called once per entry: with `undefined` when it was acknowledged, or with the error that failed it. */
@@ -62,12 +68,12 @@ export class Dispatcher<P> {
       try {
         size = this.sizeOf(entry);
       } catch (error) {
-        queueMicrotask(() => settle(error));
+        queueMicrotask(() => this.#settle(settle, error));
         return;
       }
       if (size > this.#o.maxBytes) {
         const error = new OversizedEventError(this.#o.name, size, this.#o.maxBytes);
-        queueMicrotask(() => settle(error));
+        queueMicrotask(() => this.#settle(settle, error));
         return;
       }
       if (this.#bytes + size > this.#o.maxBytes) this.#flush();
@@ -160,9 +166,12 @@ export class Dispatcher<P> {
     this.requests++;
     let sent: Promise<readonly { readonly index: number; readonly error: unknown }[]>;
     try {
-      sent = this.#o.send(
-        batch.map((p) => p.entry),
-        this.#o.signal,
+      // A native promise comes back as it is; anything else a sink returns cannot break the chain.
+      sent = Promise.resolve(
+        this.#o.send(
+          batch.map((p) => p.entry),
+          this.#o.signal,
+        ),
       );
     } catch (error) {
       sent = Promise.reject(error);
@@ -173,21 +182,35 @@ export class Dispatcher<P> {
         // others could drop the one that failed, so the whole request fails and is retried.
         if (!Array.isArray(failed) || failed.some((f) => !Number.isInteger(f?.index) || f.index < 0 || f.index >= batch.length)) {
           const e = new Error(`${this.#o.name} answered a request of ${batch.length} entries with failures that name no entry of it`);
-          for (const p of batch) p.settle(e);
+          for (const p of batch) this.#settle(p.settle, e);
           return;
         }
         if (failed.length === 0) {
-          for (const p of batch) p.settle(undefined);
+          for (const p of batch) this.#settle(p.settle, undefined);
           return;
         }
         const errors = new Map<number, unknown>();
         for (const f of failed) errors.set(f.index, f.error ?? new Error(`${this.#o.name} reported entry ${f.index} as failed without an error`));
-        for (let i = 0; i < batch.length; i++) (batch[i] as Pending<P>).settle(errors.get(i));
+        for (let i = 0; i < batch.length; i++) this.#settle((batch[i] as Pending<P>).settle, errors.get(i));
       },
       (error: unknown) => {
         const e = error ?? new Error(`${this.#o.name} rejected a request without an error`);
-        for (const p of batch) p.settle(e);
+        for (const p of batch) this.#settle(p.settle, e);
       },
     );
+  }
+
+  /** Calls one entry's callback; a callback that throws is reported and never stops the others. */
+  #settle(settle: Settle, error: unknown): void {
+    try {
+      settle(error);
+    } catch (thrown) {
+      const report = this.#o.onCallbackError ?? ((e: unknown) => process.emitWarning(`dynamo-cdc: a ${this.#o.name} settle callback threw: ${String(e)}`));
+      try {
+        report(thrown);
+      } catch {
+        // Reporting is best effort; the entries are settled all the same.
+      }
+    }
   }
 }

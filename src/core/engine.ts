@@ -66,7 +66,11 @@ export interface ProcessOptions {
   readonly signal?: AbortSignal;
 }
 
-/** Hooks for metrics. Called synchronously on the hot path: keep them to counter increments. */
+/**
+ * Hooks for metrics. Called synchronously on the hot path: keep them to counter increments. A hook
+ * that throws is logged once per hook kind (with `err`) and otherwise ignored: it never fails, delays
+ * or changes the status of a record.
+ */
 export interface EngineObserver {
   /** `count` entries acknowledged by `sink`. */
   delivered?(sink: string, count: number): void;
@@ -123,6 +127,8 @@ interface RunItem {
   readonly targets: readonly Target[];
   /** Size of each target's payload, by target. */
   readonly sizes: readonly number[];
+  /** Its status when `targets` is empty: `unrouted`, or all its sinks acknowledged it already. */
+  readonly none: RecordStatus;
 }
 
 /**
@@ -141,6 +147,12 @@ class Run {
   readonly #early: ReadonlyMap<number, Early>;
   /** Events decoded while looking ahead for a run and not sent in it; taken by `#handle`. */
   readonly #decoded = new Map<number, ChangeEvent>();
+  /**
+   * Sink names that acknowledged a record in this call, by index, kept only for records that were
+   * not done when a sink acknowledged them (a run another sink failed, a record another target
+   * failed): their next attempt goes only to the other sinks, and the outcome reports them.
+   */
+  readonly #acked = new Map<number, Set<string>>();
   #dlq: Dispatcher<DeadLetter> | undefined;
 
   constructor(engine: Engine, records: readonly unknown[], early: ReadonlyMap<number, Early>, options: ProcessOptions) {
@@ -188,7 +200,10 @@ class Run {
   runLane(indexes: readonly number[]): Promise<void> {
     this.#active++;
     return new Promise<void>((resolve) => {
+      let ended = false;
       const finish = (): void => {
+        if (ended) return;
+        ended = true;
         this.#active--;
         resolve();
         this.#nothingMoreComing();
@@ -203,6 +218,18 @@ class Run {
         }
         return status !== 'unfinished';
       };
+      // Something the lane calls threw (a clock, a logger): the lane ends, and what it had not
+      // finished is blocked (not done), whatever its in-flight requests report later.
+      const broke = (error: unknown): void => {
+        this.#engine.internalError(error);
+        if (ended) return;
+        if (n < indexes.length) settle('blocked');
+        try {
+          finish();
+        } catch (e) {
+          this.#engine.internalError(e);
+        }
+      };
       const advance = (): void => {
         while (n < indexes.length) {
           const index = indexes[n] as number;
@@ -216,9 +243,14 @@ class Run {
           const run = this.#engine.runsPossible && n + 1 < indexes.length ? this.#collectRun(indexes, n) : undefined;
           if (run) {
             this.#deliverRun(run, (statuses) => {
+              if (ended) return;
               this.#waiting--;
-              for (const status of statuses) if (!settle(status)) return finish();
-              advance();
+              try {
+                for (const status of statuses) if (!settle(status)) return finish();
+                advance();
+              } catch (error) {
+                broke(error);
+              }
             });
             this.#waiting++;
             this.#nothingMoreComing();
@@ -231,9 +263,14 @@ class Run {
               sync = status;
               return;
             }
+            if (ended) return;
             this.#waiting--;
-            if (settle(status)) advance();
-            else finish();
+            try {
+              if (settle(status)) advance();
+              else finish();
+            } catch (error) {
+              broke(error);
+            }
           });
           if (sync === undefined) {
             waiting = true;
@@ -245,7 +282,11 @@ class Run {
         }
         finish();
       };
-      advance();
+      try {
+        advance();
+      } catch (error) {
+        broke(error);
+      }
     });
   }
 
@@ -259,16 +300,28 @@ class Run {
       const entity = event.entity === undefined ? undefined : this.#engine.entityByName.get(event.entity);
       if (entity?.schema) {
         validateEntity(event, entity).then(
-          (valid) => this.#route(raw, valid, done),
-          (error: unknown) => void this.#deadLetter(raw, positionOf(raw, this.#o), undefined, error, 1, this.#engine.clock.now()).then(done),
-        );
+          (valid) => this.#route(index, raw, valid, done),
+          (error: unknown) => this.#deadLetter(raw, positionOf(raw, this.#o), undefined, error, 1, this.#engine.clock.now()).then(done, this.#failed(done)),
+        ).then(undefined, this.#failed(done));
         return;
       }
     } catch (error) {
-      void this.#deadLetter(raw, positionOf(raw, this.#o), undefined, error, 1, this.#engine.clock.now()).then(done);
+      this.#deadLetter(raw, positionOf(raw, this.#o), undefined, error, 1, this.#engine.clock.now()).then(done, this.#failed(done));
       return;
     }
-    this.#route(raw, event, done);
+    this.#route(index, raw, event, done);
+  }
+
+  /**
+   * The rejection handler of a record's promise chain: something the engine calls (a logger, a
+   * clock) threw where a status was due. What became of the record is unknown, so it is not done:
+   * `blocked`, which a later delivery retries.
+   */
+  #failed(done: Done<'blocked'>): (error: unknown) => void {
+    return (error) => {
+      this.#engine.internalError(error);
+      done('blocked');
+    };
   }
 
   #takeDecoded(index: number): ChangeEvent | undefined {
@@ -294,15 +347,16 @@ class Run {
       const early = this.#early.get(index);
       if (early?.error !== undefined) break;
       let event: ChangeEvent;
-      let targets: Target[];
+      let routed: Target[];
       try {
         event = early?.event ?? this.#decoded.get(index) ?? this.#engine.decode(raw, this.#o);
         this.#decoded.set(index, event);
         if (event.entity !== undefined && this.#engine.entityByName.get(event.entity)?.schema) break;
-        targets = this.#engine.targetsOf(event);
+        routed = this.#engine.targetsOf(event);
       } catch {
         break; // handled on its own, where its failure is dead-lettered
       }
+      const targets = this.#unacknowledged(index, raw, routed);
       if (targets.length === 0 ? items.length === 0 : !targets.every((t) => t.route.sink.preservesOrderWithinRequest)) break;
       const sizes: number[] = [];
       let fits = true;
@@ -327,7 +381,7 @@ class Run {
         const total = totals.get(t.route.sink) ?? { count: 0, bytes: 0 };
         totals.set(t.route.sink, { count: total.count + 1, bytes: total.bytes + (sizes[j] as number) });
       });
-      items.push({ index, raw, event, targets, sizes });
+      items.push({ index, raw, event, targets, sizes, none: targets.length === 0 ? this.#noneLeft(index, raw, routed) : 'delivered' });
     }
     if (items.length < 2) return undefined;
     for (const item of items) this.#decoded.delete(item.index);
@@ -336,9 +390,11 @@ class Run {
 
   /**
    * Sends a run as one request per destination. When a destination fails an entry, every entry
-   * after it in that request is sent again later (it may have landed, but out of order with the
-   * retry), so the run settles up to its first record not acknowledged everywhere: that record
-   * retries or is dead-lettered as a single record would; the lane resumes after it.
+   * after it in that request is sent to it again later (it may have landed, but out of order with
+   * the retry), so the run settles up to its first record not acknowledged everywhere: that record
+   * retries or is dead-lettered as a single record would; the lane resumes after it. The
+   * destinations that acknowledged a record are remembered, so neither the retry nor the lane's
+   * next pass sends it to them again (they would see an older change after a newer one).
    */
   #deliverRun(items: readonly RunItem[], done: (statuses: RecordStatus[]) => void): void {
     const first = this.#engine.clock.now();
@@ -355,56 +411,122 @@ class Run {
     const failures = new Map<Sink<unknown>, { owner: number; error: unknown }>();
     let open = groups.size;
     const settled = (): void => {
-      const plain = (item: RunItem): RecordStatus => (item.targets.length === 0 ? 'unrouted' : 'delivered');
+      const plain = (item: RunItem): RecordStatus => (item.targets.length === 0 ? item.none : 'delivered');
       let k = items.length;
       for (const f of failures.values()) k = Math.min(k, f.owner);
       if (k === items.length) return done(items.map(plain));
+      // A destination acknowledged the records before the first one it failed.
+      for (let m = k; m < items.length; m++) {
+        const rest = items[m] as RunItem;
+        this.#acknowledge(rest.index, rest.targets, (j) => (failures.get((rest.targets[j] as Target).route.sink)?.owner ?? Infinity) > m);
+      }
       const before = items.slice(0, k).map(plain);
       const item = items[k] as RunItem;
       const failed = item.targets.filter((t) => failures.get(t.route.sink)?.owner === k);
+      const results = new Array<Delivery>(failed.length);
       let pending = failed.length;
       let worst: Delivery = 'delivered';
-      const one = (result: Delivery): void => {
-        if (rank[result] > rank[worst]) worst = result;
-        if (--pending === 0) done([...before, worst]);
-      };
-      for (const t of failed) {
+      failed.forEach((t, j) => {
+        const one = (result: Delivery): void => {
+          results[j] = result;
+          if (rank[result] > rank[worst]) worst = result;
+          if (--pending > 0) return;
+          if (worst !== 'delivered') this.#acknowledge(item.index, failed, (i) => results[i] === 'delivered');
+          done([...before, worst]);
+        };
         const error = (failures.get(t.route.sink) as { error: unknown }).error;
-        void this.#afterFailure(item.raw, item.event.meta, t, error, 1, first).then((next) => {
+        this.#afterFailure(item.raw, item.event.meta, t, error, 1, first).then((next) => {
           if (next === 'retry') this.#deliver(item.raw, item.event.meta, t, one, 2, first);
           else one(next);
-        });
-      }
+        }, this.#failed(one));
+      });
     };
     for (const [sink, g] of groups) {
       this.#dispatcher(sink).submitGroup(g.payloads, g.sizes, (errors) => {
         const at = errors.findIndex((e) => e !== undefined);
-        // Entries after a failure are sent again later, and counted then.
-        this.#engine.observer?.delivered?.(sink.name, at < 0 ? errors.length : at);
+        // The failed record's entries and those after it are sent again later, and counted then.
+        this.#engine.observeDelivered(sink.name, at < 0 ? errors.length : g.owners.indexOf(g.owners[at] as number));
         if (at >= 0) failures.set(sink, { owner: g.owners[at] as number, error: errors[at] });
         if (--open === 0) settled();
       });
     }
   }
 
-  #route(raw: unknown, event: ChangeEvent, done: Done<RecordStatus>): void {
-    let targets: Target[];
+  #route(index: number, raw: unknown, event: ChangeEvent, done: Done<RecordStatus>): void {
+    let routed: Target[];
     try {
-      targets = this.#engine.targetsOf(event);
+      routed = this.#engine.targetsOf(event);
     } catch (error) {
-      void this.#deadLetter(raw, event.meta, undefined, error, 1, this.#engine.clock.now()).then(done);
+      this.#deadLetter(raw, event.meta, undefined, error, 1, this.#engine.clock.now()).then(done, this.#failed(done));
       return;
     }
-    if (targets.length === 0) return done('unrouted');
+    if (routed.length === 0) return done('unrouted');
+    const targets = this.#unacknowledged(index, raw, routed);
+    if (targets.length === 0) return done(this.#noneLeft(index, raw, routed));
     if (targets.length === 1) return this.#deliver(raw, event.meta, targets[0] as Target, done);
     let open = targets.length;
     let worst: Delivery = 'delivered';
-    for (const t of targets) {
+    const results = new Array<Delivery>(targets.length);
+    targets.forEach((t, j) => {
       this.#deliver(raw, event.meta, t, (result) => {
+        results[j] = result;
         if (rank[result] > rank[worst]) worst = result;
-        if (--open === 0) done(worst);
+        if (--open > 0) return;
+        if (worst !== 'delivered') this.#acknowledge(index, targets, (i) => results[i] === 'delivered');
+        done(worst);
       });
-    }
+    });
+  }
+
+  /** Sink names that acknowledged the record in an earlier delivery (`ProcessOptions.acknowledged`). */
+  #ackedBefore(raw: unknown): ReadonlySet<string> | undefined {
+    if (this.#o.acknowledged === undefined) return undefined;
+    const seq = sequenceOf(raw);
+    return seq === '' ? undefined : this.#o.acknowledged.get(seq);
+  }
+
+  /** The targets whose sink has not acknowledged the record yet; `targets` itself when none has. */
+  #unacknowledged(index: number, raw: unknown, targets: Target[]): Target[] {
+    const here = this.#acked.get(index);
+    const before = this.#ackedBefore(raw);
+    if (here === undefined && before === undefined) return targets;
+    return targets.filter((t) => !here?.has(t.route.sink.name) && !before?.has(t.route.sink.name));
+  }
+
+  /** Status of a routed record every sink of which acknowledged it: `skipped` when all did so before this call. */
+  #noneLeft(index: number, raw: unknown, routed: readonly Target[]): RecordStatus {
+    if (routed.length === 0) return 'unrouted';
+    const before = this.#ackedBefore(raw);
+    return routed.every((t) => before?.has(t.route.sink.name)) ? 'skipped' : 'delivered';
+  }
+
+  /**
+   * Remembers the sinks that acknowledged a record not done yet. A sink name counts only when
+   * every target of the record to a sink of that name was acknowledged (`acked(j)` for target j).
+   */
+  #acknowledge(index: number, targets: readonly Target[], acked: (j: number) => boolean): void {
+    let names: Set<string> | undefined;
+    targets.forEach((t, j) => {
+      if (acked(j)) (names ??= new Set()).add(t.route.sink.name);
+    });
+    if (names === undefined) return;
+    const found: Set<string> = names;
+    targets.forEach((t, j) => {
+      if (!acked(j)) found.delete(t.route.sink.name);
+    });
+    if (found.size === 0) return;
+    const known = this.#acked.get(index);
+    if (known === undefined) this.#acked.set(index, found);
+    else for (const name of found) known.add(name);
+  }
+
+  /** The sinks that acknowledged a record, in this call or before it; `undefined` when none did. */
+  acknowledgedOf(index: number): ReadonlySet<string> | undefined {
+    const here = this.#acked.get(index);
+    const before = this.#ackedBefore(this.#records[index]);
+    if (here === undefined) return before !== undefined && before.size > 0 ? before : undefined;
+    if (before !== undefined) for (const name of before) here.add(name);
+    return here;
   }
 
   #dispatcher(sink: Sink<unknown>): Dispatcher<unknown> {
@@ -420,6 +542,7 @@ class Run {
         maxWaitMs: sink.limits.maxWaitMs ?? 0,
         clock: this.#engine.clock,
         deadline: this.#o.deadline,
+        onCallbackError: this.#engine.internalError,
       });
       this.#dispatchers.set(sink, d);
     }
@@ -430,13 +553,13 @@ class Run {
   #deliver(raw: unknown, position: StreamPosition, target: Target, done: Done<Delivery>, attempt = 1, first = this.#engine.clock.now()): void {
     this.#dispatcher(target.route.sink).submit(target.payload, (error) => {
       if (error === undefined) {
-        this.#engine.observer?.delivered?.(target.route.sink.name, 1);
+        this.#engine.observeDelivered(target.route.sink.name, 1);
         return done('delivered');
       }
       this.#afterFailure(raw, position, target, error, attempt, first).then((next) => {
         if (next === 'retry') this.#deliver(raw, position, target, done, attempt + 1, first);
         else done(next);
-      });
+      }, this.#failed(done));
     });
   }
 
@@ -448,7 +571,7 @@ class Run {
     }
     if (!(await this.#backoff(attempt, failure, { err: describeError(error), sink: target.route.sink.name, position }))) return 'unfinished';
     this.retries++;
-    this.#engine.observer?.retried?.(target.route.sink.name, failure);
+    this.#engine.observeRetried(target.route.sink.name, failure);
     return 'retry';
   }
 
@@ -495,12 +618,13 @@ class Run {
       sizeOf: () => 0,
       send: async (letters, signal) => (await queue.send(letters, signal))?.failed ?? [],
       signal: this.#signal,
+      onCallbackError: this.#engine.internalError,
     }));
     for (let attempt = 1; ; attempt++) {
       const dlqError = await new Promise<unknown>((resolve) => dlq.submit(letter, resolve));
       if (dlqError === undefined) {
         logger.warn(log, 'record dead-lettered');
-        this.#engine.observer?.deadLettered?.(sink);
+        this.#engine.observeDeadLettered(sink);
         return 'dead-lettered';
       }
       const dlqFailure = classify(dlqError);
@@ -530,6 +654,8 @@ export class Engine {
   /** Some route leads to a destination that keeps the order of a request, so lanes may send runs. */
   readonly runsPossible: boolean;
   #warnedPartitionKey = false;
+  /** Observer hooks that threw already: each is logged once. */
+  readonly #brokenHooks = new Set<keyof EngineObserver>();
 
   constructor(options: EngineOptions) {
     this.app = options.app;
@@ -539,6 +665,65 @@ export class Engine {
     this.observer = options.observer;
     this.entityByName = new Map(options.app.entities.map((e) => [e.name, e]));
     this.runsPossible = options.app.routes.some((r) => r.sink.preservesOrderWithinRequest);
+  }
+
+  /** Calls {@link EngineObserver.delivered}; a hook that throws is logged once and ignored. */
+  observeDelivered(sink: string, count: number): void {
+    if (this.observer?.delivered === undefined) return;
+    try {
+      this.observer.delivered(sink, count);
+    } catch (error) {
+      this.#hookThrew('delivered', error);
+    }
+  }
+
+  /** Calls {@link EngineObserver.retried}; a hook that throws is logged once and ignored. */
+  observeRetried(sink: string, failure: FailureClass): void {
+    if (this.observer?.retried === undefined) return;
+    try {
+      this.observer.retried(sink, failure);
+    } catch (error) {
+      this.#hookThrew('retried', error);
+    }
+  }
+
+  /** Calls {@link EngineObserver.deadLettered}; a hook that throws is logged once and ignored. */
+  observeDeadLettered(sink: string | undefined): void {
+    if (this.observer?.deadLettered === undefined) return;
+    try {
+      this.observer.deadLettered(sink);
+    } catch (error) {
+      this.#hookThrew('deadLettered', error);
+    }
+  }
+
+  #observeBatch(outcome: BatchOutcome, durationMs: number): void {
+    if (this.observer?.batch === undefined) return;
+    try {
+      this.observer.batch(outcome, durationMs);
+    } catch (error) {
+      this.#hookThrew('batch', error);
+    }
+  }
+
+  // Once per kind: a broken counter throws on every record, and a log line per record would drown the rest.
+  #hookThrew(hook: keyof EngineObserver, error: unknown): void {
+    if (this.#brokenHooks.has(hook)) return;
+    this.#brokenHooks.add(hook);
+    this.#logQuietly({ hook, err: describeError(error) }, 'an observer hook threw; its metrics are incomplete and it is ignored (logged once per hook)');
+  }
+
+  /** Logs an error the engine caught in its own machinery (a callback or a collaborator that threw). */
+  readonly internalError = (error: unknown): void => {
+    this.#logQuietly({ err: describeError(error) }, 'unexpected error inside the engine; the records it touched are not done and will be delivered again');
+  };
+
+  #logQuietly(obj: object, msg: string): void {
+    try {
+      this.logger.error(obj, msg);
+    } catch {
+      // The logger is what failed; there is nowhere left to report to.
+    }
   }
 
   decode(raw: unknown, options: ProcessOptions): ChangeEvent {
@@ -610,19 +795,24 @@ export class Engine {
 
     const queue = new PQueue({ concurrency: this.app.concurrency });
     run.queued = () => queue.size;
-    for (const indexes of lanes.values()) void queue.add(() => run.runLane(indexes));
-    for (const indexes of unkeyed) void queue.add(() => run.runLane(indexes));
+    // A lane never rejects (its failures end as statuses); the handler only keeps a bug from becoming an unhandled rejection.
+    for (const indexes of lanes.values()) queue.add(() => run.runLane(indexes)).catch(this.internalError);
+    for (const indexes of unkeyed) queue.add(() => run.runLane(indexes)).catch(this.internalError);
     run.started();
     await queue.onIdle();
 
     const counts: Record<RecordStatus, number> = { delivered: 0, 'dead-lettered': 0, unrouted: 0, skipped: 0, blocked: 0, unfinished: 0 };
     let watermark = -1;
+    const acknowledged = new Map<number, ReadonlySet<string>>();
     run.statuses.forEach((s, i) => {
       counts[s]++;
-      if (watermark < 0 && !isDone(s)) watermark = i;
+      if (isDone(s)) return;
+      if (watermark < 0) watermark = i;
+      const sinks = run.acknowledgedOf(i);
+      if (sinks) acknowledged.set(i, sinks);
     });
-    const outcome = { statuses: run.statuses, watermark: watermark < 0 ? records.length : watermark, counts, retries: run.retries, acknowledged: new Map<number, ReadonlySet<string>>() };
-    this.observer?.batch?.(outcome, this.clock.now() - started);
+    const outcome = { statuses: run.statuses, watermark: watermark < 0 ? records.length : watermark, counts, retries: run.retries, acknowledged };
+    this.#observeBatch(outcome, this.clock.now() - started);
     return outcome;
   }
 }

@@ -170,3 +170,97 @@ describe('Engine with a destination that waits for fuller requests (maxWaitMs)',
     expect(sent).toEqual([start + 300]);
   });
 });
+
+describe('Engine acknowledgements per sink', () => {
+  /** Two order-keeping sinks, every record to both; `b` as given. */
+  const twoSinks = (b: MemorySink, extra: { deadLetter?: MemoryDeadLetterQueue } = {}) => {
+    const clock = new FakeClock();
+    const a = new MemorySink({ name: 'a', preservesOrderWithinRequest: true, maxRecords: 100 });
+    const counted = new Map<string, number>();
+    const observer = { delivered: (sink: string, count: number) => counted.set(sink, (counted.get(sink) ?? 0) + count) };
+    const app = defineApp({ table: 'TaskApp', routes: [route('*').to(a), route('*').to(b)], retry: { maxAttempts: 3 }, ...(extra.deadLetter ? { deadLetter: extra.deadLetter } : {}) });
+    return { a, b, counted, engine: new Engine({ app, logger: memoryLogger(), clock, random: () => 0.5, observer }) };
+  };
+
+  it('sends each record once, in order, to a sink that acknowledged a run another sink failed in part (#9)', async () => {
+    // Prepare: sink b fails change 3 of a five-change run once.
+    const b = new MemorySink({ name: 'b', preservesOrderWithinRequest: true, maxRecords: 100 }).failWhere((e) => version(e) === 3, { times: 1 });
+    const { a, counted, engine } = twoSinks(b);
+
+    // Act
+    const outcome = await engine.process(changes(1, 5));
+
+    // Assess: a got 1..5 once, in one request; b ends in order; the counters count each acknowledgement once.
+    expect(outcome.counts.delivered).toBe(5);
+    expect(a.attempts.map(version)).toEqual([1, 2, 3, 4, 5]);
+    expect(a.delivered.map(version)).toEqual([1, 2, 3, 4, 5]);
+    expect(b.delivered.map(version).slice(-3)).toEqual([3, 4, 5]);
+    expect(counted.get('a')).toBe(5);
+    expect(counted.get('b')).toBe(5);
+  });
+
+  it('sends a record again only to the sinks not in ProcessOptions.acknowledged, and skips one every sink acknowledged', async () => {
+    // Prepare: three records; a acknowledged the first earlier, both acknowledged the second.
+    const b = new MemorySink({ name: 'b' });
+    const { a, engine } = twoSinks(b);
+    const batch = streamRecords();
+    const records = [1, 2, 3].map((v) => batch.modify({ PK: `USER#${v}`, SK: `TASK#${v}`, Version: v - 1 }, { PK: `USER#${v}`, SK: `TASK#${v}`, Version: v }));
+    const seq = (i: number) => records[i]?.dynamodb.SequenceNumber as string;
+    const acknowledged = new Map([
+      [seq(0), new Set(['a'])],
+      [seq(1), new Set(['a', 'b'])],
+    ]);
+
+    // Act
+    const outcome = await engine.process(records, { acknowledged });
+
+    // Assess
+    expect(outcome.statuses).toEqual(['delivered', 'skipped', 'delivered']);
+    expect(a.attempts.map(version)).toEqual([3]);
+    expect(b.attempts.map(version).sort()).toEqual([1, 3]);
+    expect(outcome.acknowledged.size).toBe(0);
+  });
+
+  it('reports in the outcome which sinks acknowledged each record that is not done', async () => {
+    // Prepare: one item, four changes, run to both sinks; b fails change 2 for good and there is no DLQ.
+    const b = new MemorySink({ name: 'b', preservesOrderWithinRequest: true, maxRecords: 100 }).failWhere((e) => version(e) === 2, { error: () => permanentError() });
+    const { a, engine } = twoSinks(b);
+    const records = changes(1, 4);
+    // An earlier delivery had b acknowledge change 4.
+    const acknowledged = new Map([[records[3]?.dynamodb.SequenceNumber as string, new Set(['b'])]]);
+
+    // Act
+    const outcome = await engine.process(records, { acknowledged });
+
+    // Assess: change 2 blocks the lane; a acknowledged 2, 3 and 4 in the run (4 went to a alone).
+    expect(outcome.statuses).toEqual(['delivered', 'blocked', 'blocked', 'blocked']);
+    expect(a.attempts.map(version)).toEqual([1, 2, 3, 4]);
+    expect(outcome.acknowledged).toEqual(
+      new Map([
+        [1, new Set(['a'])],
+        [2, new Set(['a'])],
+        [3, new Set(['a', 'b'])],
+      ]),
+    );
+  });
+
+  it('counts a sink as acknowledged only when every target of the record to it was acknowledged', async () => {
+    // Prepare: two routes to sink a (one with a transform) and one to b; a fails the transformed entry for good.
+    const clock = new FakeClock();
+    const a = new MemorySink({ name: 'a' }).failWhere((e) => (e as { transformed?: boolean }).transformed === true, { error: () => permanentError() });
+    const b = new MemorySink({ name: 'b' });
+    const app = defineApp({
+      table: 'TaskApp',
+      routes: [route('*').to(a as MemorySink), route('*').transform((e) => ({ ...e, transformed: true })).to(a as MemorySink), route('*').to(b)],
+      retry: { maxAttempts: 1 },
+    });
+    const engine = new Engine({ app, logger: memoryLogger(), clock, random: () => 0.5 });
+
+    // Act
+    const outcome = await engine.process(changes(1, 1));
+
+    // Assess: blocked; only b counts as acknowledged.
+    expect(outcome.statuses).toEqual(['blocked']);
+    expect(outcome.acknowledged).toEqual(new Map([[0, new Set(['b'])]]));
+  });
+});
