@@ -7,7 +7,7 @@ import { compareSequenceNumbers, sequenceOf } from '../events.js';
 import type { RawStreamRecord } from '../events.js';
 import { createLogger } from '../observability/logger.js';
 import type { Clock, Logger, Progress, ProgressKey, ProgressStore } from '../ports.js';
-import { isTrackable, knownAbout, nextProgress, ProgressMemory } from './progress.js';
+import { canonicalSequenceNumber, knownAbout, nextProgress, ProgressMemory } from './progress.js';
 
 /** The parts of Lambda's DynamoDB stream event the handler reads; `aws-lambda`'s `DynamoDBStreamEvent` fits. */
 export interface StreamEventLike {
@@ -131,10 +131,9 @@ export const createStreamHandler = (app: App, options: StreamHandlerOptions = {}
 
     // Malformed records are dead-lettered by the engine; they must not crash the batch here.
     const streamArn = records.map((r) => (r as RawStreamRecord | null | undefined)?.eventSourceARN).find((arn) => typeof arn === 'string' && arn !== '') ?? '';
-    const sequenceNumbers = records.map((r) => {
-      const seq = sequenceOf(r);
-      return isTrackable(seq) ? seq : '';
-    });
+    // Progress is kept in canonical form; the engine is told about the records' own strings.
+    const rawSequenceNumbers = records.map(sequenceOf);
+    const sequenceNumbers = rawSequenceNumbers.map(canonicalSequenceNumber);
     const position = positionOf(streamArn, sequenceNumbers);
 
     const loaded: Progress[] = [];
@@ -148,7 +147,7 @@ export const createStreamHandler = (app: App, options: StreamHandlerOptions = {}
         }
       }
     }
-    const known = loaded.length > 0 ? knownAbout(loaded, new Set(sequenceNumbers)) : undefined;
+    const known = loaded.length > 0 ? inRecordsTerms(knownAbout(loaded, new Set(sequenceNumbers)), sequenceNumbers, rawSequenceNumbers) : undefined;
 
     const abort = new AbortController();
     const stopTimer = new AbortController();
@@ -195,6 +194,24 @@ export const createStreamHandler = (app: App, options: StreamHandlerOptions = {}
     log.warn({ ...summary, watermark: outcome.watermark, sequenceNumber: failedSeq }, 'batch partly done; Lambda re-delivers from sequenceNumber');
     return { batchItemFailures: [{ itemIdentifier: failedSeq }] };
   };
+};
+
+/** Translates what is known from canonical sequence numbers to the records' own. */
+const inRecordsTerms = (
+  known: { alreadyDone: ReadonlySet<string>; acknowledged: ReadonlyMap<string, ReadonlySet<string>> },
+  canonical: readonly string[],
+  raw: readonly string[],
+): { alreadyDone: Set<string>; acknowledged: Map<string, ReadonlySet<string>> } => {
+  const alreadyDone = new Set<string>();
+  const acknowledged = new Map<string, ReadonlySet<string>>();
+  canonical.forEach((s, i) => {
+    const r = raw[i] as string;
+    if (s === '') return;
+    if (known.alreadyDone.has(s)) alreadyDone.add(r);
+    const sinks = known.acknowledged.get(s);
+    if (sinks) acknowledged.set(r, sinks);
+  });
+  return { alreadyDone, acknowledged };
 };
 
 /** Where the batch starts: its lowest trackable sequence number, or undefined when progress cannot be kept. */

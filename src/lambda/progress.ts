@@ -9,6 +9,18 @@ const CANONICAL = new RegExp(`^(0|[1-9][0-9]{0,${SEQUENCE_NUMBER_DIGITS - 1}})$`
 /** True for a sequence number a progress record can hold: a canonical decimal of at most 40 digits. */
 export const isTrackable = (sequenceNumber: string): boolean => CANONICAL.test(sequenceNumber);
 
+const DECIMAL = /^[0-9]+$/;
+
+/**
+ * The canonical form of a record's sequence number (leading zeros dropped: DynamoDB Local pads
+ * them to 21 digits, DynamoDB does not), or `''` when it has none a progress record can hold.
+ */
+export const canonicalSequenceNumber = (sequenceNumber: string): string => {
+  if (!DECIMAL.test(sequenceNumber)) return '';
+  const canonical = sequenceNumber.replace(/^0+(?=.)/, '');
+  return isTrackable(canonical) ? canonical : '';
+};
+
 /**
  * Left-pads to 40 digits, so that stored keys sort as the numbers they are: unpadded, `'9'` would
  * sort after `'10'` and a look-up across a digit-length boundary would miss its record.

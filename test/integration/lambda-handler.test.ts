@@ -84,7 +84,7 @@ describe('Lambda handler against DynamoDB Local', () => {
     expect(byKey.size).toBe(KEYS);
     for (const versions of byKey.values()) expect(versions).toEqual(Array.from({ length: VERSIONS }, (_, i) => i + 1));
     // At most one read per batch, one write per partial failure.
-    expect(commands.filter((c) => c === 'GetItemCommand')).toHaveLength(invocations.length);
+    expect(commands.filter((c) => c === 'QueryCommand')).toHaveLength(invocations.length);
     expect(commands.filter((c) => c === 'PutItemCommand').length).toBeLessThanOrEqual(invocations.filter((i) => i.result === 'partial').length);
     expect(commands.filter((c) => c === 'PutItemCommand').length).toBeGreaterThan(0);
     progressClient.destroy();

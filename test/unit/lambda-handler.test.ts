@@ -322,6 +322,29 @@ describe('createStreamHandler when Lambda re-batches', () => {
     expect(records.map((r) => sends(b, r))).toEqual([1, 1, 1, 1, 2, 1, 1, 1, 1, 1]);
   });
 
+  it('remembers across a digit-length boundary and with zero-padded sequence numbers (as DynamoDB Local writes them)', async () => {
+    // Prepare: two shards of 12 records; one numbered 995..1006, the other the same zero-padded to 21 digits.
+    for (const pad of [0, 21]) {
+      const { a, b, makeHandler, context, sends } = twoSinks();
+      const factory = streamRecords({ table: `TaskApp${pad}` });
+      const records = Array.from({ length: 12 }, (_, i) =>
+        factory.insert({ PK: `USER#${i}`, SK: `TASK#${i}`, Version: 1 }, { sequenceNumber: String(995 + i).padStart(pad, '0'), eventID: `e${i}` }),
+      );
+      b.failWhere((e) => idOf(e) === 'e2', { times: 1 });
+
+      // Act: [995..1004] fails at 997; the retry [997..999] succeeds; then [1000..1006].
+      const first = await makeHandler()({ Records: records.slice(0, 10) }, context());
+      const retry = await makeHandler()({ Records: records.slice(2, 5) }, context());
+      const next = await makeHandler()({ Records: records.slice(5) }, context());
+
+      // Assess
+      expect(first.batchItemFailures).toEqual([{ itemIdentifier: records[2]?.dynamodb.SequenceNumber }]);
+      expect([retry, next].map((r) => r.batchItemFailures)).toEqual([[], []]);
+      expect(records.map((r) => sends(a, r))).toEqual(Array(12).fill(1));
+      expect(records.map((r) => sends(b, r))).toEqual([1, 1, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1]);
+    }
+  });
+
   it('keeps the progress of parallel batches of one shard apart (ParallelizationFactor > 1)', async () => {
     // Prepare: two batchers take the odd and the even records; each fails one record at B.
     const { a, b, makeHandler, context, sends } = twoSinks();
