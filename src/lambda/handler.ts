@@ -3,7 +3,7 @@ import { systemClock } from '../core/clock.js';
 import { Engine, isDone } from '../core/engine.js';
 import type { EngineObserver, RecordStatus } from '../core/engine.js';
 import { ConfigError, describeError } from '../errors.js';
-import { compareSequenceNumbers, sequenceOf } from '../events.js';
+import { sequenceOf } from '../events.js';
 import type { RawStreamRecord } from '../events.js';
 import { createLogger } from '../observability/logger.js';
 import type { Clock, Logger, Progress, ProgressKey, ProgressStore } from '../ports.js';
@@ -130,11 +130,12 @@ export const createStreamHandler = (app: App, options: StreamHandlerOptions = {}
     const storeTimeout = timeoutOption ?? Math.min(MAX_PROGRESS_TIMEOUT_MS, (remaining - margin) / 4);
 
     // Malformed records are dead-lettered by the engine; they must not crash the batch here.
-    const streamArn = records.map((r) => (r as RawStreamRecord | null | undefined)?.eventSourceARN).find((arn) => typeof arn === 'string' && arn !== '') ?? '';
+    const streamArn = streamArnOf(records);
+    const position = positionOf(streamArn, records);
     // Progress is kept in canonical form; the engine is told about the records' own strings.
-    const rawSequenceNumbers = records.map(sequenceOf);
-    const sequenceNumbers = rawSequenceNumbers.map(canonicalSequenceNumber);
-    const position = positionOf(streamArn, sequenceNumbers);
+    // Worked out only when there is progress to use or to keep, off the happy path.
+    let sequenceNumbers: string[] | undefined;
+    const canonical = (): string[] => (sequenceNumbers ??= records.map((r) => canonicalSequenceNumber(sequenceOf(r))));
 
     const loaded: Progress[] = [];
     if (position) {
@@ -147,7 +148,7 @@ export const createStreamHandler = (app: App, options: StreamHandlerOptions = {}
         }
       }
     }
-    const known = loaded.length > 0 ? inRecordsTerms(knownAbout(loaded, new Set(sequenceNumbers)), sequenceNumbers, rawSequenceNumbers) : undefined;
+    const known = loaded.length > 0 ? inRecordsTerms(knownAbout(loaded, new Set(canonical())), canonical(), records) : undefined;
 
     const abort = new AbortController();
     const stopTimer = new AbortController();
@@ -176,7 +177,7 @@ export const createStreamHandler = (app: App, options: StreamHandlerOptions = {}
     const failedSeq = sequenceOf(records[outcome.watermark]);
     const statuses = outcome.statuses;
     // A failure point without a sequence number means a whole-batch retry; nothing is stored for it.
-    const progress = position && failedSeq !== '' ? nextProgress({ streamArn, sequenceNumbers, done: (i) => isDone(statuses[i] as RecordStatus), acknowledged: outcome.acknowledged }, loaded) : undefined;
+    const progress = position && failedSeq !== '' ? nextProgress({ streamArn, sequenceNumbers: canonical(), done: (i) => isDone(statuses[i] as RecordStatus), acknowledged: outcome.acknowledged }, loaded) : undefined;
     if (progress) {
       memory?.save(progress);
       if (store) {
@@ -200,13 +201,13 @@ export const createStreamHandler = (app: App, options: StreamHandlerOptions = {}
 const inRecordsTerms = (
   known: { alreadyDone: ReadonlySet<string>; acknowledged: ReadonlyMap<string, ReadonlySet<string>> },
   canonical: readonly string[],
-  raw: readonly string[],
+  records: readonly unknown[],
 ): { alreadyDone: Set<string>; acknowledged: Map<string, ReadonlySet<string>> } => {
   const alreadyDone = new Set<string>();
   const acknowledged = new Map<string, ReadonlySet<string>>();
   canonical.forEach((s, i) => {
-    const r = raw[i] as string;
     if (s === '') return;
+    const r = sequenceOf(records[i]);
     if (known.alreadyDone.has(s)) alreadyDone.add(r);
     const sinks = known.acknowledged.get(s);
     if (sinks) acknowledged.set(r, sinks);
@@ -214,9 +215,24 @@ const inRecordsTerms = (
   return { alreadyDone, acknowledged };
 };
 
-/** Where the batch starts: its lowest trackable sequence number, or undefined when progress cannot be kept. */
-const positionOf = (streamArn: string, sequenceNumbers: readonly string[]): ProgressKey | undefined => {
-  let first = '';
-  for (const s of sequenceNumbers) if (s !== '' && (first === '' || compareSequenceNumbers(s, first) < 0)) first = s;
-  return streamArn !== '' && first !== '' ? { streamArn, sequenceNumber: first } : undefined;
+/** The stream the batch comes from: the first `eventSourceARN` there is (a malformed record may lack one). */
+const streamArnOf = (records: readonly unknown[]): string => {
+  for (const r of records) {
+    const arn = (r as RawStreamRecord | null | undefined)?.eventSourceARN;
+    if (typeof arn === 'string' && arn !== '') return arn;
+  }
+  return '';
+};
+
+/**
+ * Where the batch starts: its first record with a usable sequence number (Lambda delivers a
+ * shard's records in order), or undefined when progress cannot be kept.
+ */
+const positionOf = (streamArn: string, records: readonly unknown[]): ProgressKey | undefined => {
+  if (streamArn === '') return undefined;
+  for (const r of records) {
+    const first = canonicalSequenceNumber(sequenceOf(r));
+    if (first !== '') return { streamArn, sequenceNumber: first };
+  }
+  return undefined;
 };
