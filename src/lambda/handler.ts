@@ -7,7 +7,7 @@ import { sequenceOf } from '../events.js';
 import type { RawStreamRecord } from '../events.js';
 import { createLogger } from '../observability/logger.js';
 import type { Clock, Logger, Progress, ProgressKey, ProgressStore } from '../ports.js';
-import { canonicalSequenceNumber, knownAbout, nextProgress, ProgressMemory } from './progress.js';
+import { canonicalSequenceNumber, knownAbout, knowsSomething, nextProgress, ProgressMemory } from './progress.js';
 
 /** The parts of Lambda's DynamoDB stream event the handler reads; `aws-lambda`'s `DynamoDBStreamEvent` fits. */
 export interface StreamEventLike {
@@ -178,7 +178,8 @@ export const createStreamHandler = (app: App, options: StreamHandlerOptions = {}
     const statuses = outcome.statuses;
     // A failure point without a sequence number means a whole-batch retry; nothing is stored for it.
     const progress = position && failedSeq !== '' ? nextProgress({ streamArn, sequenceNumbers: canonical(), done: (i) => isDone(statuses[i] as RecordStatus), acknowledged: outcome.acknowledged }, loaded) : undefined;
-    if (progress) {
+    // A record that knows nothing done and no acknowledgement would only cost a write.
+    if (progress && knowsSomething(progress)) {
       memory?.save(progress);
       if (store) {
         try {

@@ -38,6 +38,9 @@ export const highestOf = (progress: Progress): string => {
   return high;
 };
 
+/** True when a record holds a done record or an acknowledgement: one without is not worth a write. */
+export const knowsSomething = (progress: Progress): boolean => progress.done.size > 0 || [...progress.acknowledged.values()].some((sinks) => sinks.size > 0);
+
 /** How many sequence numbers a record holds: the measure of its size. */
 export const sizeOf = (progress: Progress): number => progress.done.size + progress.acknowledged.size;
 

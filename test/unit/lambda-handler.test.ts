@@ -75,6 +75,20 @@ describe('createStreamHandler', () => {
     expect(stored[0]?.acknowledged).toEqual(new Map([[seq(3), new Set()], [seq(8), new Set()]]));
   });
 
+  it('writes nothing when a partly failed batch got nothing done', async () => {
+    // Prepare: one key, its first record blocked, so nothing in the batch is done.
+    const { handler, sink, progressStore } = setup({ retry: { maxAttempts: 1 } });
+    const records = shard(5, 1);
+    sink.failWhere((e) => versionOf(e) === 1);
+
+    // Act
+    const response = await handler({ Records: records }, { getRemainingTimeInMillis: () => 60_000 });
+
+    // Assess
+    expect(response.batchItemFailures).toEqual([{ itemIdentifier: records[0]?.dynamodb.SequenceNumber }]);
+    expect(progressStore.writes).toBe(0);
+  });
+
   it('returns before the function times out and reports the rest', async () => {
     // Prepare: one key, 100 ms a request, a 3 s function: 50 records cannot all fit.
     const { handler, clock } = setup({ latencyMs: 100 });
