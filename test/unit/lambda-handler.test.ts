@@ -428,6 +428,41 @@ describe('createStreamHandler when Lambda re-batches', () => {
 });
 
 describe('createStreamHandler with a progress store that hangs or fails', () => {
+  it('after an invocation that could not read the store, re-sends the newer changes of the items it replayed (no stale change last)', async () => {
+    // Prepare: records 6 and 9 are two changes of one item (K); the others each their own item.
+    // [1..10] fails at 5 (6..10 done, stored); the retry [5..7] cannot read the store, so it sends
+    // 6 again (the item's older change); then [8..12] reads the store again.
+    const clock = new FakeClock();
+    const sink = new MemorySink({ clock, latencyMs: 5 });
+    const progressStore = new MemoryProgressStore();
+    let readFails = false;
+    const store: ProgressStore = {
+      load: (position, signal) => (readFails ? Promise.reject(transientError()) : progressStore.load(position, signal)),
+      save: (progress, signal) => progressStore.save(progress, signal),
+    };
+    const app = defineApp({ table: 'TaskApp', routes: [route('*').to(sink)], retry: { maxAttempts: 1 } });
+    const factory = streamRecords();
+    const records = Array.from({ length: 12 }, (_, i) => {
+      const k = i === 8 ? 5 : i;
+      return factory.modify({ PK: `USER#${k}`, SK: `TASK#${k}`, Version: i }, { PK: `USER#${k}`, SK: `TASK#${k}`, Version: i + 1 });
+    });
+    sink.failWhere((e) => idOf(e) === records[4]?.eventID, { times: 1 });
+    const handler = () => createStreamHandler(app, { clock, logger: memoryLogger(), random: () => 0.5, progressStore: store });
+    const context = { getRemainingTimeInMillis: () => 60_000 };
+
+    // Act
+    await handler()({ Records: records.slice(0, 10) }, context);
+    readFails = true;
+    const retry = await handler()({ Records: records.slice(4, 7) }, context);
+    readFails = false;
+    const next = await handler()({ Records: records.slice(7, 12) }, context);
+
+    // Assess: the item's last delivery is its newest change (record 9), sent again after 6.
+    expect([retry, next].map((r) => r.batchItemFailures)).toEqual([[], []]);
+    const ofItem = sink.delivered.filter((e) => keyOf(e) === 'USER#5').map(idOf);
+    expect(ofItem).toEqual([records[5], records[8], records[5], records[8]].map((r) => r?.eventID));
+  });
+
   it('stops waiting for a store that never answers and returns before the function times out', async () => {
     // Prepare: reads and writes that never settle; a 3 s function; record 2 fails once at B.
     const clock = new FakeClock();
