@@ -94,9 +94,10 @@ export interface DeadLetterQueue {
 export interface ProgressStore {
   /**
    * The stored records that may know about the records at or after `position` (a batch's first
-   * record): keyed at or before it and mentioning a sequence number at or after it, newest first.
-   * A store may return fewer (a bounded look-back) or more (the handler filters again): a record it
-   * misses only costs re-sends. One read. Abort the request when `signal` aborts.
+   * record): keyed at or before it and mentioning a sequence number at or after it (a `blind`
+   * record mentions every one), newest first. A store may return only the newest few (a bounded
+   * look-back: a record missed costs re-sends) or more (the handler filters again), but never an
+   * older record without the newer ones. One read. Abort the request when `signal` aborts.
    */
   load(position: ProgressKey, signal: AbortSignal): Promise<readonly Progress[]>;
   /** Stores `progress` under its key, replacing any record there. One write. Abort the request when `signal` aborts. */
@@ -111,8 +112,8 @@ export interface ProgressKey {
 }
 
 /**
- * One progress record, written when a batch ends partly failed. Keyed at the batch's first
- * record, it holds everything known done at or after it: any retry (a re-delivery from the failure
+ * One progress record, written when a batch ends partly failed (or by an invocation that could not
+ * read the store). Keyed at the batch's first record, it holds everything known done at or after it: any retry (a re-delivery from the failure
  * point, a whole-batch retry, a bisected half, a shorter or longer batch) and the batches after it
  * start at or after its key, so one Query for the newest records at or before a batch's first
  * record finds it. Sequence numbers are unique in a stream, so a record of another shard or of a
@@ -123,6 +124,12 @@ export interface Progress extends ProgressKey {
   readonly done: ReadonlySet<string>;
   /** Records not done, by sequence number: the sinks (by `Sink.name`) that acknowledged them, maybe none. */
   readonly acknowledged: ReadonlyMap<string, ReadonlySet<string>>;
+  /**
+   * Written by an invocation that could not read the store: it may have sent records again
+   * without knowing they were done, so every older record's knowledge at or after this key is
+   * void (a record skipped on it could land before an older change just sent again).
+   */
+  readonly blind?: boolean;
 }
 
 /** Time, injectable so tests control it instead of sleeping. */

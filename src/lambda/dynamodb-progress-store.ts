@@ -64,8 +64,8 @@ export const progressTableDefinition = (tableName: string): CreateTableCommandIn
  * A {@link ProgressStore} in a DynamoDB table (see {@link progressTableDefinition}): one item per
  * partly failed batch, `pk` = the stream ARN, `sk` = the sequence number of its first record,
  * zero-padded to 40 digits, holding `progress` (the done and acknowledged sequence numbers,
- * gzip-compressed binary), their `count`, `upTo` (the highest sequence number it mentions, padded)
- * and `expiresAt` (epoch seconds) for the table's TTL.
+ * gzip-compressed binary), their `count`, `upTo` (the highest sequence number it mentions, padded;
+ * all nines for a `blind` record, flagged `blind`) and `expiresAt` (epoch seconds) for the table's TTL.
  *
  * `load` is one strongly consistent Query (`sk <=` the batch's first record, newest first, at most
  * `lookBack` items, those with `upTo >=` it returned); `save` is one PutItem. Both are aborted with their signal.
@@ -107,7 +107,7 @@ export const dynamoDbProgressStore = (options: DynamoDbProgressStoreOptions): Pr
     const { done, acknowledged } = decodeProgress(bytes);
     const count = Number(item['count']?.N);
     if (done.size + acknowledged.size !== count) throw new Error(`Corrupt progress record ${name}: ${done.size + acknowledged.size} sequence numbers decoded, ${count} expected`);
-    return { streamArn, sequenceNumber, done, acknowledged };
+    return { streamArn, sequenceNumber, done, acknowledged, ...(item['blind']?.BOOL === true ? { blind: true } : {}) };
   };
 
   return {
@@ -142,6 +142,7 @@ export const dynamoDbProgressStore = (options: DynamoDbProgressStoreOptions): Pr
             progress: { B: encodeProgress(progress) },
             count: { N: String(sizeOf(progress)) },
             expiresAt: { N: String(expiresAt) },
+            ...(progress.blind ? { blind: { BOOL: true } } : {}),
           },
         }),
         { abortSignal: signal },

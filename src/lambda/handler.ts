@@ -7,7 +7,7 @@ import { sequenceOf } from '../events.js';
 import type { RawStreamRecord } from '../events.js';
 import { createLogger } from '../observability/logger.js';
 import type { Clock, Logger, Progress, ProgressKey, ProgressStore } from '../ports.js';
-import { canonicalSequenceNumber, knownAbout, knowsSomething, nextProgress, ProgressMemory } from './progress.js';
+import { canonicalSequenceNumber, knownAbout, knowsSomething, latestFor, nextProgress } from './progress.js';
 
 /** The parts of Lambda's DynamoDB stream event the handler reads; `aws-lambda`'s `DynamoDBStreamEvent` fits. */
 export interface StreamEventLike {
@@ -31,7 +31,8 @@ export interface StreamHandlerOptions {
    * Remembers what was done in a batch that ended partly failed, so that no later batch sends a
    * done record again, or a record again to a sink that acknowledged it, however Lambda re-batches
    * the retry. Costs at most one read per batch and one write per partial failure, none on full
-   * success. Without it, only the container's memory (lost on a cold start) remembers.
+   * success (and one write by an invocation that could not read it). Without it, records
+   * re-delivered after a partial failure are sent again (at least once, still in order).
    */
   readonly progressStore?: ProgressStore;
   /**
@@ -41,12 +42,6 @@ export interface StreamHandlerOptions {
    * @default a quarter of the time before the deadline margin, at most 2 s
    */
   readonly progressTimeoutMs?: number;
-  /**
-   * Most sequence numbers the handler keeps in process memory across warm invocations (the same
-   * records it writes to the store); 0 turns that memory off.
-   * @default 20_000 (about 2 MB)
-   */
-  readonly progressMemory?: number;
   /** @default createLogger() */
   readonly logger?: Logger;
   /** @default the system clock */
@@ -63,7 +58,6 @@ export interface StreamHandlerOptions {
   readonly deadlineMarginMs?: number;
 }
 
-const DEFAULT_PROGRESS_MEMORY = 20_000;
 const MAX_PROGRESS_TIMEOUT_MS = 2000;
 
 /**
@@ -105,16 +99,10 @@ export const createStreamHandler = (app: App, options: StreamHandlerOptions = {}
   const clock = options.clock ?? systemClock;
   const store = options.progressStore;
   const engine = new Engine({ app, logger, clock, ...(options.random ? { random: options.random } : {}), ...(options.observer ? { observer: options.observer } : {}) });
-  const memoryCapacity = options.progressMemory ?? DEFAULT_PROGRESS_MEMORY;
-  if (!Number.isInteger(memoryCapacity) || memoryCapacity < 0) {
-    throw new ConfigError('progressMemory', `must be an integer >= 0, got \`${String(memoryCapacity)}\` (${typeof memoryCapacity}). Leave it out for 20,000 sequence numbers, or set 0 to keep nothing in memory.`);
-  }
   const timeoutOption = options.progressTimeoutMs;
   if (timeoutOption !== undefined && !(Number.isFinite(timeoutOption) && timeoutOption > 0)) {
     throw new ConfigError('progressTimeoutMs', `must be a number of milliseconds > 0, got \`${String(timeoutOption)}\` (${typeof timeoutOption}). Leave it out for a quarter of the time left, at most 2 s.`);
   }
-  // Lives as long as the container: a warm container remembers without a store.
-  const memory = memoryCapacity > 0 ? new ProgressMemory(memoryCapacity) : undefined;
 
   return async (event: StreamEventLike, context: LambdaContextLike): Promise<BatchResponse> => {
     const records = event.Records ?? [];
@@ -137,18 +125,19 @@ export const createStreamHandler = (app: App, options: StreamHandlerOptions = {}
     let sequenceNumbers: string[] | undefined;
     const canonical = (): string[] => (sequenceNumbers ??= records.map((r) => canonicalSequenceNumber(sequenceOf(r))));
 
-    const loaded: Progress[] = [];
-    if (position) {
-      if (memory) loaded.push(...memory.load(position));
-      if (store) {
-        try {
-          loaded.push(...(await within(clock, Math.min(storeTimeout, deadline - clock.now()), (signal) => store.load(position, signal))));
-        } catch (error) {
-          log.warn({ err: describeError(error) }, 'progress store read failed; records re-delivered after a partial failure may be sent again');
-        }
+    let latest: Progress | undefined;
+    // Set when the store could not be read: this batch may send done records again, unknowingly.
+    let blind = false;
+    if (position && store) {
+      try {
+        const loaded = await within(clock, Math.min(storeTimeout, deadline - clock.now()), (signal) => store.load(position, signal));
+        if (loaded.length > 0) latest = latestFor(loaded, new Set(canonical()));
+      } catch (error) {
+        blind = true;
+        log.warn({ err: describeError(error) }, 'progress store read failed; records re-delivered after a partial failure may be sent again');
       }
     }
-    const known = loaded.length > 0 ? inRecordsTerms(knownAbout(loaded, new Set(canonical())), canonical(), records) : undefined;
+    const known = latest ? inRecordsTerms(knownAbout(latest, new Set(canonical())), canonical(), records) : undefined;
 
     const abort = new AbortController();
     const stopTimer = new AbortController();
@@ -169,19 +158,15 @@ export const createStreamHandler = (app: App, options: StreamHandlerOptions = {}
     }
 
     const summary = { records: records.length, ...outcome.counts, retries: outcome.retries, durationMs: clock.now() - started };
-    if (outcome.watermark >= records.length) {
-      log.info(summary, 'batch done');
-      return { batchItemFailures: [] };
-    }
-
-    const failedSeq = sequenceOf(records[outcome.watermark]);
-    const statuses = outcome.statuses;
-    // A failure point without a sequence number means a whole-batch retry; nothing is stored for it.
-    const progress = position && failedSeq !== '' ? nextProgress({ streamArn, sequenceNumbers: canonical(), done: (i) => isDone(statuses[i] as RecordStatus), acknowledged: outcome.acknowledged }, loaded) : undefined;
-    // A record that knows nothing done and no acknowledgement would only cost a write.
-    if (progress && knowsSomething(progress)) {
-      memory?.save(progress);
-      if (store) {
+    const done = outcome.watermark >= records.length;
+    const failedSeq = done ? '' : sequenceOf(records[outcome.watermark]);
+    // One write on a partial failure; and one after a blind read whatever the outcome, so that no
+    // later batch trusts what older records knew (their items may have been sent again since). A
+    // failure point without a sequence number means a whole-batch retry; nothing is kept for it.
+    if (position && store && (blind || (!done && failedSeq !== ''))) {
+      const statuses = outcome.statuses;
+      const progress = nextProgress({ streamArn, sequenceNumbers: canonical(), done: (i) => isDone(statuses[i] as RecordStatus), acknowledged: outcome.acknowledged, blind }, latest);
+      if (progress && (blind || knowsSomething(progress))) {
         try {
           const budget = Math.min(storeTimeout, lastWrite - clock.now());
           if (budget <= 0) throw new Error('No time left before the deadline');
@@ -191,6 +176,11 @@ export const createStreamHandler = (app: App, options: StreamHandlerOptions = {}
         }
       }
     }
+    if (done) {
+      log.info(summary, 'batch done');
+      return { batchItemFailures: [] };
+    }
+
     // An empty identifier makes Lambda retry the whole batch: the right thing when the first
     // record not done has no sequence number to restart from.
     log.warn({ ...summary, watermark: outcome.watermark, sequenceNumber: failedSeq }, 'batch partly done; Lambda re-delivers from sequenceNumber');

@@ -30,8 +30,14 @@ export const padSequenceNumber = (sequenceNumber: string): string => sequenceNum
 const atLeast = (a: string, b: string): boolean => compareSequenceNumbers(a, b) >= 0;
 const max = (a: string, b: string): string => (atLeast(a, b) ? a : b);
 
-/** The highest sequence number a record mentions, its key included: it knows nothing past that. */
+const HIGHEST_SEQUENCE_NUMBER = '9'.repeat(SEQUENCE_NUMBER_DIGITS);
+
+/**
+ * The highest sequence number a record mentions, its key included: it knows nothing past that. A
+ * `blind` record reaches every later one: it voids what older records know.
+ */
 export const highestOf = (progress: Progress): string => {
+  if (progress.blind) return HIGHEST_SEQUENCE_NUMBER;
   let high = progress.sequenceNumber;
   for (const s of progress.done) high = max(high, s);
   for (const s of progress.acknowledged.keys()) high = max(high, s);
@@ -51,25 +57,41 @@ export const sizeOf = (progress: Progress): number => progress.done.size + progr
 export const mayKnowAbout = (position: ProgressKey, progress: Progress, highest = highestOf(progress)): boolean =>
   progress.streamArn === position.streamArn && atLeast(position.sequenceNumber, progress.sequenceNumber) && atLeast(highest, position.sequenceNumber);
 
-const addAll = (to: Map<string, Set<string>>, seq: string, sinks: Iterable<string>): void => {
-  const set = to.get(seq) ?? new Set<string>();
-  for (const sink of sinks) set.add(sink);
-  to.set(seq, set);
+const mentionsAny = (progress: Progress, batch: ReadonlySet<string>): boolean => {
+  if (batch.has(progress.sequenceNumber)) return true;
+  for (const s of progress.done) if (batch.has(s)) return true;
+  for (const s of progress.acknowledged.keys()) if (batch.has(s)) return true;
+  return false;
 };
 
 /**
- * What the loaded records say about one batch, for the engine: the records done, and the sinks
- * that acknowledged each record not done. Records of other shards or parallel batches are
- * harmless here: their sequence numbers are not in this batch.
+ * The one loaded record that speaks for this batch: the newest (highest key) that mentions one of
+ * its records, unless a newer `blind` record voids it. A record mentions every record of the
+ * batch that wrote it, and any later batch of the same shard starts at one of them or past them
+ * all, so mentioning tells this shard's records from other shards' (sequence numbers are unique in
+ * a stream). Only the newest counts, not the union: a newer record carries what the older ones
+ * knew, unless the invocation that wrote it could not read them and sent again, unknowingly,
+ * records done before. Then an older record's "done" is stale: skipping a change on it could put
+ * the item's older change, just sent again, last at the sink.
  */
-export const knownAbout = (loaded: readonly Progress[], batch: ReadonlySet<string>): { alreadyDone: Set<string>; acknowledged: Map<string, Set<string>> } => {
-  const alreadyDone = new Set<string>();
-  const acknowledged = new Map<string, Set<string>>();
-  for (const progress of loaded) {
-    for (const s of progress.done) if (batch.has(s)) alreadyDone.add(s);
-    for (const [s, sinks] of progress.acknowledged) if (sinks.size > 0 && batch.has(s)) addAll(acknowledged, s, sinks);
+export const latestFor = (loaded: readonly Progress[], batch: ReadonlySet<string>): Progress | undefined => {
+  const newestFirst = [...loaded].sort((a, b) => compareSequenceNumbers(b.sequenceNumber, a.sequenceNumber));
+  for (const progress of newestFirst) {
+    if (mentionsAny(progress, batch)) return progress;
+    if (progress.blind) return undefined;
   }
-  for (const s of alreadyDone) acknowledged.delete(s);
+  return undefined;
+};
+
+/**
+ * What the record that speaks for a batch says about it, for the engine: the records done, and
+ * the sinks that acknowledged each record not done.
+ */
+export const knownAbout = (latest: Progress, batch: ReadonlySet<string>): { alreadyDone: Set<string>; acknowledged: Map<string, ReadonlySet<string>> } => {
+  const alreadyDone = new Set<string>();
+  const acknowledged = new Map<string, ReadonlySet<string>>();
+  for (const s of latest.done) if (batch.has(s)) alreadyDone.add(s);
+  for (const [s, sinks] of latest.acknowledged) if (sinks.size > 0 && batch.has(s) && !alreadyDone.has(s)) acknowledged.set(s, sinks);
   return { alreadyDone, acknowledged };
 };
 
@@ -80,92 +102,38 @@ export interface BatchProgress {
   readonly sequenceNumbers: readonly string[];
   readonly done: (index: number) => boolean;
   readonly acknowledged: ReadonlyMap<number, ReadonlySet<string>>;
+  /** True when the store could not be read: the batch may have sent done records again. */
+  readonly blind: boolean;
 }
 
 /**
- * The record a partly failed batch leaves, keyed at the batch's first record: the batch's own
- * progress (every record of it: done, or not done with the sinks that acknowledged it, maybe none)
- * merged with what the loaded records knew at or after that first record (a retry may have been
- * shorter than what an earlier batch got done).
- *
- * Only loaded records that mention one of this batch's records are carried over. Those are this
- * shard's: a record mentions every record of the batch that wrote it, and any later batch of the
- * shard starts at one of them or past them all. Their knowledge reaches at most one batch ahead, so
- * a record stays bounded by the largest batch (10,000 records) however many retries pass. Another
- * shard's record stays where it is; copying it along would make records grow with every shard
- * that fails at the same time.
+ * The record a batch leaves, keyed at its first record: its own progress (every record of it:
+ * done, or not done with the sinks that acknowledged it, maybe none) merged with what the record
+ * that spoke for it knew at or after that first record (a retry may have been shorter than what
+ * an earlier batch got done). It stays bounded by the largest batch (10,000 records): a shard's
+ * knowledge reaches at most one batch past the batch's first record, and other shards' records
+ * are never copied in.
  */
-export const nextProgress = (batch: BatchProgress, loaded: readonly Progress[]): Progress | undefined => {
-  const inBatch = new Set(batch.sequenceNumbers.filter(isTrackable));
+export const nextProgress = (batch: BatchProgress, latest: Progress | undefined): Progress | undefined => {
   let first: string | undefined;
-  for (const s of inBatch) if (first === undefined || !atLeast(s, first)) first = s;
+  for (const s of batch.sequenceNumbers) if (s !== '' && (first === undefined || !atLeast(s, first))) first = s;
   if (first === undefined) return undefined;
   const done = new Set<string>();
   const acknowledged = new Map<string, Set<string>>();
-  for (const progress of loaded) {
-    if (!mentionsAny(progress, inBatch)) continue;
-    for (const s of progress.done) if (atLeast(s, first)) done.add(s);
-    for (const [s, sinks] of progress.acknowledged) if (atLeast(s, first)) addAll(acknowledged, s, sinks);
+  if (latest) {
+    for (const s of latest.done) if (atLeast(s, first)) done.add(s);
+    for (const [s, sinks] of latest.acknowledged) if (atLeast(s, first)) acknowledged.set(s, new Set(sinks));
   }
   batch.sequenceNumbers.forEach((s, i) => {
-    if (!isTrackable(s)) return;
-    if (batch.done(i)) done.add(s);
-    else addAll(acknowledged, s, batch.acknowledged.get(i) ?? []);
+    if (s === '') return;
+    if (batch.done(i)) {
+      done.add(s);
+      return;
+    }
+    const set = acknowledged.get(s) ?? new Set<string>();
+    for (const sink of batch.acknowledged.get(i) ?? []) set.add(sink);
+    acknowledged.set(s, set);
   });
   for (const s of done) acknowledged.delete(s);
-  return { streamArn: batch.streamArn, sequenceNumber: first, done, acknowledged };
+  return { streamArn: batch.streamArn, sequenceNumber: first, done, acknowledged, ...(batch.blind ? { blind: true } : {}) };
 };
-
-const mentionsAny = (progress: Progress, batch: ReadonlySet<string>): boolean => {
-  if (batch.has(progress.sequenceNumber)) return true;
-  for (const s of progress.done) if (batch.has(s)) return true;
-  for (const s of progress.acknowledged.keys()) if (batch.has(s)) return true;
-  return false;
-};
-
-interface Remembered {
-  readonly progress: Progress;
-  readonly highest: string;
-  readonly size: number;
-}
-
-/**
- * Progress records kept in process memory, at most `capacity` sequence numbers in all, the
- * oldest written dropped first. Lives as long as the Lambda container (lost on a cold start), so
- * a warm container avoids re-sends even without a store, or when the store failed.
- */
-export class ProgressMemory {
-  readonly #capacity: number;
-  /** Insertion order is write order: a re-write moves a record to the end. */
-  readonly #records = new Map<string, Remembered>();
-  #size = 0;
-
-  constructor(capacity: number) {
-    this.#capacity = capacity;
-  }
-
-  /** Every remembered record that may know about records at or after `position`, newest key first. */
-  load(position: ProgressKey): Progress[] {
-    const found: Remembered[] = [];
-    for (const r of this.#records.values()) if (mayKnowAbout(position, r.progress, r.highest)) found.push(r);
-    return found.sort((a, b) => compareSequenceNumbers(b.progress.sequenceNumber, a.progress.sequenceNumber)).map((r) => r.progress);
-  }
-
-  save(progress: Progress): void {
-    const id = `${progress.streamArn}\n${progress.sequenceNumber}`;
-    const previous = this.#records.get(id);
-    if (previous) {
-      this.#records.delete(id);
-      this.#size -= previous.size;
-    }
-    const size = sizeOf(progress);
-    if (size > this.#capacity) return;
-    this.#records.set(id, { progress, highest: highestOf(progress), size });
-    this.#size += size;
-    for (const [oldest, r] of this.#records) {
-      if (this.#size <= this.#capacity) break;
-      this.#records.delete(oldest);
-      this.#size -= r.size;
-    }
-  }
-}

@@ -170,6 +170,7 @@ export class MemoryProgressStore implements ProgressStore {
       sequenceNumber: progress.sequenceNumber,
       done: new Set(progress.done),
       acknowledged: new Map([...progress.acknowledged].map(([s, sinks]) => [s, new Set(sinks)])),
+      ...(progress.blind ? { blind: true } : {}),
     });
   }
 }

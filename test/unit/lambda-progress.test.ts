@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createStreamHandler } from '../../src/lambda/index.js';
 import { decodeProgress, encodeProgress } from '../../src/lambda/progress-codec.js';
-import { canonicalSequenceNumber, nextProgress, ProgressMemory } from '../../src/lambda/progress.js';
+import { canonicalSequenceNumber, latestFor, nextProgress } from '../../src/lambda/progress.js';
 import { defineApp, route } from '../../src/index.js';
 import type { Progress } from '../../src/ports.js';
 import { MemorySink } from '../../src/testing/index.js';
@@ -55,65 +55,76 @@ describe('canonicalSequenceNumber', () => {
   });
 });
 
-describe('nextProgress', () => {
-  it("carries what this shard's records knew past the batch, and leaves other shards' records out", () => {
-    // Prepare: the batch is 20..22; ours (keyed 10) knew 21 and 30..31 done; another shard's
-    // record (keyed 15) mentions none of the batch.
-    const ours = progress('10', ['11', '21', '30', '31'], [['32', ['a']]]);
-    const theirs = progress('15', ['16', '25'], [['26', ['b']]]);
+describe('latestFor', () => {
+  const batch = new Set(['20', '21', '22']);
+
+  it("takes the newest record that mentions the batch, not the union, and passes over other shards' records", () => {
+    // Prepare: two records of this shard (keys 10 and 5), one of another shard (key 15).
+    const newer = progress('10', ['21']);
+    const older = progress('5', ['21', '22']);
+    const otherShard = progress('15', ['16', '25']);
 
     // Act
-    const next = nextProgress(
-      { streamArn: ARN, sequenceNumbers: ['20', '21', '22'], done: (i) => i === 0, acknowledged: new Map([[2, new Set(['b'])]]) },
-      [ours, theirs],
-    );
+    const latest = latestFor([older, otherShard, newer], batch);
 
-    // Assess: keyed at the batch's first record; nothing from before it; 21 done, 22 acknowledged by b.
-    expect(next).toEqual(progress('20', ['20', '21', '30', '31'], [['22', ['b']], ['32', ['a']]]));
+    // Assess
+    expect(latest).toBe(newer);
+  });
+
+  it('trusts nothing older than a blind record, of any shard', () => {
+    // Prepare: a blind record (key 12, mentions none of the batch) newer than this shard's record.
+    const ours = progress('10', ['21', '22']);
+    const blind = { ...progress('12', ['13']), blind: true };
+
+    // Act
+    const latest = latestFor([ours, blind], batch);
+
+    // Assess
+    expect(latest).toBeUndefined();
+  });
+
+  it('takes a blind record that mentions the batch: what it did itself is known', () => {
+    // Prepare
+    const blind = { ...progress('20', ['20', '21']), blind: true };
+
+    // Act
+    const latest = latestFor([progress('10', ['22']), blind], batch);
+
+    // Assess
+    expect(latest).toBe(blind);
   });
 });
 
-describe('ProgressMemory', () => {
-  it('finds records keyed at or before a position that mention something at or after it, newest first', () => {
-    // Prepare
-    const memory = new ProgressMemory(100);
-    for (const p of [progress('99', ['1005']), progress('998', ['999', '1001']), progress('500', ['999']), progress('1001', ['1002'])]) memory.save(p);
+describe('nextProgress', () => {
+  it('carries what the latest record knew past the batch, keyed at the batch\'s first record', () => {
+    // Prepare: the batch is 20..22; the latest record (keyed 10) knew 21 and 30..31 done.
+    const latest = progress('10', ['11', '21', '30', '31'], [['32', ['a']]]);
 
     // Act
-    const found = memory.load({ streamArn: ARN, sequenceNumber: '1000' });
+    const next = nextProgress({ streamArn: ARN, sequenceNumbers: ['20', '21', '22'], done: (i) => i === 0, acknowledged: new Map([[2, new Set(['b'])]]), blind: false }, latest);
 
-    // Assess
-    expect(found.map((p) => p.sequenceNumber)).toEqual(['998', '99']);
+    // Assess: nothing from before 20; 21 done (known), 22 acknowledged by b.
+    expect(next).toEqual(progress('20', ['20', '21', '30', '31'], [['22', ['b']], ['32', ['a']]]));
   });
 
-  it('keeps at most its capacity in sequence numbers, dropping the oldest written first', () => {
-    // Prepare
-    const memory = new ProgressMemory(5);
-
-    // Act: 2 + 2 + 2 numbers: the first record goes; a record bigger than the capacity is not kept.
-    memory.save(progress('10', ['11', '12']));
-    memory.save(progress('20', ['21', '22']));
-    memory.save(progress('30', ['31', '32']));
-    memory.save(progress('40', ['41', '42', '43', '44', '45', '46']));
+  it('flags the record of a blind batch', () => {
+    // Act
+    const next = nextProgress({ streamArn: ARN, sequenceNumbers: ['20', '21'], done: () => true, acknowledged: new Map(), blind: true }, undefined);
 
     // Assess
-    expect(memory.load({ streamArn: ARN, sequenceNumber: '11' })).toEqual([]);
-    expect(memory.load({ streamArn: ARN, sequenceNumber: '22' }).map((p) => p.sequenceNumber)).toEqual(['20']);
-    expect(memory.load({ streamArn: ARN, sequenceNumber: '46' })).toEqual([]);
+    expect(next).toEqual({ ...progress('20', ['20', '21']), blind: true });
   });
 });
 
 describe('createStreamHandler options', () => {
-  it('rejects a bad progressMemory or progressTimeoutMs with a ConfigError that names the field', () => {
+  it('rejects a bad progressTimeoutMs with a ConfigError that names the field', () => {
     // Prepare
     const app = defineApp({ table: 'TaskApp', routes: [route('*').to(new MemorySink())] });
 
     // Act
-    const badMemory = () => createStreamHandler(app, { progressMemory: -1 });
     const badTimeout = () => createStreamHandler(app, { progressTimeoutMs: 0 });
 
     // Assess
-    expect(badMemory).toThrow(/`progressMemory` must be an integer >= 0, got `-1`/);
     expect(badTimeout).toThrow(/`progressTimeoutMs` must be a number of milliseconds > 0, got `0`/);
   });
 });
