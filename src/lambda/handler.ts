@@ -128,6 +128,8 @@ export const createStreamHandler = (app: App, options: StreamHandlerOptions = {}
     let latest: Progress | undefined;
     // Set when the store could not be read: this batch may send done records again, unknowingly.
     let blind = false;
+    // Set once a blind record is stored: no later batch trusts what older records knew.
+    let marked = false;
     if (position && store) {
       try {
         const loaded = await within(clock, Math.min(storeTimeout, deadline - clock.now()), (signal) => store.load(position, signal));
@@ -135,6 +137,16 @@ export const createStreamHandler = (app: App, options: StreamHandlerOptions = {}
       } catch (error) {
         blind = true;
         log.warn({ err: describeError(error) }, 'progress store read failed; records re-delivered after a partial failure may be sent again');
+      }
+      if (blind) {
+        // Written before anything is sent, so that even a crash cannot leave a replay unrecorded.
+        const marker: Progress = { ...position, done: new Set(), acknowledged: new Map(), blind: true };
+        try {
+          await within(clock, Math.min(storeTimeout, deadline - clock.now()), (signal) => store.save(marker, signal));
+          marked = true;
+        } catch (error) {
+          log.warn({ err: describeError(error) }, 'progress store write failed; records done after the failure may be sent again');
+        }
       }
     }
     const known = latest ? inRecordsTerms(knownAbout(latest, new Set(canonical())), canonical(), records) : undefined;
@@ -160,10 +172,11 @@ export const createStreamHandler = (app: App, options: StreamHandlerOptions = {}
     const summary = { records: records.length, ...outcome.counts, retries: outcome.retries, durationMs: clock.now() - started };
     const done = outcome.watermark >= records.length;
     const failedSeq = done ? '' : sequenceOf(records[outcome.watermark]);
-    // One write on a partial failure; and one after a blind read whatever the outcome, so that no
-    // later batch trusts what older records knew (their items may have been sent again since). A
-    // failure point without a sequence number means a whole-batch retry; nothing is kept for it.
-    if (position && store && (blind || (!done && failedSeq !== ''))) {
+    // One write on a partial failure. A blind batch has marked its start already, or writes its
+    // record now whatever the outcome, so that no later batch trusts what older records knew
+    // (their items may have been sent again since). A failure point without a sequence number
+    // means a whole-batch retry; nothing is kept for it.
+    if (position && store && ((blind && !marked) || (!done && failedSeq !== ''))) {
       const statuses = outcome.statuses;
       const progress = nextProgress({ streamArn, sequenceNumbers: canonical(), done: (i) => isDone(statuses[i] as RecordStatus), acknowledged: outcome.acknowledged, blind }, latest);
       if (progress && (blind || knowsSomething(progress))) {

@@ -463,15 +463,50 @@ describe('createStreamHandler with a progress store that hangs or fails', () => 
     // Act
     const { invocations, checkpoint } = await simulateEventSourceMapping({ records, handler, clock, batchSize: 20, timeoutMs: 3000 });
 
-    // Assess: no timeout, everything delivered; each invocation read once and, blind, wrote once;
-    // the calls were aborted once the handler stopped waiting.
+    // Assess: no timeout, everything delivered; each invocation read once and, blind, tried its
+    // marker and its record; the calls were aborted once the handler stopped waiting.
     expect(checkpoint).toBe(40);
     expect(invocations.map((i) => i.result)).toEqual(['partial', 'done', 'done']);
     expect(Math.max(...invocations.map((i) => i.durationMs))).toBeLessThan(3000);
     expect(new Set(sink.delivered.map(idOf)).size).toBe(40);
-    expect(signals.length).toBe(6);
+    expect(signals.length).toBe(9);
     expect(signals.every((s) => s?.aborted)).toBe(true);
     expect(logger.entries.filter((e) => e.level === 'warn').map((e) => e.msg)).toContain('progress store read failed; records re-delivered after a partial failure may be sent again');
+  });
+
+  it('marks a blind invocation before it sends anything, so a lost final write cannot leave a replay unrecorded', async () => {
+    // Prepare: as above, but the blind retry [5..7] fails at 5 again and its final write is lost
+    // (as when the function crashes); then Lambda re-delivers [5..12].
+    const clock = new FakeClock();
+    const sink = new MemorySink({ clock, latencyMs: 5 });
+    const progressStore = new MemoryProgressStore();
+    let blindPhase = false;
+    const store: ProgressStore = {
+      load: (position, signal) => (blindPhase ? Promise.reject(transientError()) : progressStore.load(position, signal)),
+      // In the blind phase only a record that holds something fails: the empty marker gets through.
+      save: (progress, signal) => (blindPhase && progress.done.size + progress.acknowledged.size > 0 ? Promise.reject(transientError()) : progressStore.save(progress, signal)),
+    };
+    const app = defineApp({ table: 'TaskApp', routes: [route('*').to(sink)], retry: { maxAttempts: 1 } });
+    const factory = streamRecords();
+    const records = Array.from({ length: 12 }, (_, i) => {
+      const k = i === 8 ? 5 : i;
+      return factory.modify({ PK: `USER#${k}`, SK: `TASK#${k}`, Version: i }, { PK: `USER#${k}`, SK: `TASK#${k}`, Version: i + 1 });
+    });
+    sink.failWhere((e) => idOf(e) === records[4]?.eventID, { times: 2 });
+    const handler = () => createStreamHandler(app, { clock, logger: memoryLogger(), random: () => 0.5, progressStore: store });
+    const context = { getRemainingTimeInMillis: () => 60_000 };
+
+    // Act
+    await handler()({ Records: records.slice(0, 10) }, context);
+    blindPhase = true;
+    const retry = await handler()({ Records: records.slice(4, 7) }, context);
+    blindPhase = false;
+    const again = await handler()({ Records: records.slice(4, 12) }, context);
+
+    // Assess: the item's last delivery is its newest change.
+    expect(retry.batchItemFailures).toEqual([{ itemIdentifier: records[4]?.dynamodb.SequenceNumber }]);
+    expect(again.batchItemFailures).toEqual([]);
+    expect(sink.delivered.filter((e) => keyOf(e) === 'USER#5').map(idOf).at(-1)).toBe(records[8]?.eventID);
   });
 
   it('loses nothing and keeps per-key order when half the store calls fail, under re-batching and cold starts', async () => {
