@@ -142,6 +142,19 @@ describe('dynamoDbProgressStore', () => {
     expect(loaded).toEqual([coveringToo, covering]);
   });
 
+  it('keeps the blind flag, and returns a blind record for every position after its key', async () => {
+    // Prepare
+    const store = dynamoDbProgressStore({ tableName, client });
+    const blind: Progress = { streamArn: STREAM_ARN, sequenceNumber: '50', done: new Set(['51']), acknowledged: new Map(), blind: true };
+    await store.save(blind, signal());
+
+    // Act
+    const loaded = await store.load({ streamArn: STREAM_ARN, sequenceNumber: '9'.repeat(30) }, signal());
+
+    // Assess
+    expect(loaded).toEqual([blind]);
+  });
+
   it('reads at most lookBack records, the newest first', async () => {
     // Prepare: three records that all cover 1000.
     const store = dynamoDbProgressStore({ tableName, client, lookBack: 2 });
