@@ -107,7 +107,7 @@ export class DynamoCdcLambdaStack extends Stack {
 
     const statements = [
       source.readStatement(),
-      new PolicyStatement({ sid: 'UseTheProgressTable', actions: ['dynamodb:GetItem', 'dynamodb:PutItem'], resources: [this.progressTable.tableArn] }),
+      new PolicyStatement({ sid: 'UseTheProgressTable', actions: ['dynamodb:Query', 'dynamodb:PutItem'], resources: [this.progressTable.tableArn] }),
       new PolicyStatement({ sid: 'SendDeadLetters', actions: ['sqs:SendMessage'], resources: [this.deadLetterQueue.queue.queueArn] }),
       new PolicyStatement({ sid: 'ReportGivenUpBatches', actions: ['sqs:SendMessage'], resources: [this.onFailureQueue.queue.queueArn] }),
       new PolicyStatement({ sid: 'WriteLogs', actions: ['logs:CreateLogStream', 'logs:PutLogEvents'], resources: [logGroup.logGroupArn] }),

@@ -31,7 +31,7 @@ export {
   SchemaValidationError,
 } from './errors.js';
 export type { FailureClass } from './errors.js';
-export type { ClaimCheckPointer, ClaimCheckStore, Clock, DeadLetter, DeadLetterError, DeadLetterQueue, Logger, ProgressKey, ProgressStore, Sink, SinkFailure } from './ports.js';
+export type { ClaimCheckPointer, ClaimCheckStore, Clock, DeadLetter, DeadLetterError, DeadLetterQueue, Logger, Progress, ProgressKey, ProgressStore, Sink, SinkFailure } from './ports.js';
 export { Engine, isDone } from './core/engine.js';
 export type { BatchOutcome, EngineObserver, EngineOptions, ProcessOptions, RecordStatus } from './core/engine.js';
 export { systemClock } from './core/clock.js';

@@ -90,23 +90,50 @@ export interface DeadLetterQueue {
 }
 
 /**
- * Remembers which records after a Lambda batch's failure point were already done, so that the
- * re-delivered batch (which starts at that point) does not deliver them again.
+ * Remembers what the Lambda handler got done in a batch that ended partly failed, so that no
+ * later batch (a re-delivery, a shorter or longer or split retry, a whole-batch retry, the next
+ * batch) sends a done record again, nor a record again to a sink that acknowledged it.
+ * `dynamoDbProgressStore` implements it; docs/lambda.md explains the design.
  */
 export interface ProgressStore {
   /**
-   * The sequence numbers already done in a batch that starts at `position`, or `undefined` when
-   * nothing is stored. Called once per batch.
+   * The stored records that may know about the records at or after `position` (a batch's first
+   * record): keyed at or before it and mentioning a sequence number at or after it (a `blind`
+   * record mentions every one), newest first. A store may return only the newest few (a bounded
+   * look-back: a record missed costs re-sends) or more (the handler filters again), but never an
+   * older record without the newer ones. One read. Abort the request when `signal` aborts.
    */
-  load(position: ProgressKey): Promise<ReadonlySet<string> | undefined>;
-  /** Stores the sequence numbers done after `position`, the first record not done. */
-  save(position: ProgressKey, done: ReadonlySet<string>): Promise<void>;
+  load(position: ProgressKey, signal: AbortSignal): Promise<readonly Progress[]>;
+  /** Stores `progress` under its key, replacing any record there. One write. Abort the request when `signal` aborts. */
+  save(progress: Progress, signal: AbortSignal): Promise<void>;
 }
 
 /** Identifies a point in a stream: the stream ARN and the sequence number of the record there. */
 export interface ProgressKey {
   readonly streamArn: string;
+  /** A canonical decimal sequence number (no leading zeros). */
   readonly sequenceNumber: string;
+}
+
+/**
+ * One progress record, written when a batch ends partly failed (or by an invocation that could not
+ * read the store). Keyed at the batch's first record, it holds everything known done at or after it: any retry (a re-delivery from the failure
+ * point, a whole-batch retry, a bisected half, a shorter or longer batch) and the batches after it
+ * start at or after its key, so one Query for the newest records at or before a batch's first
+ * record finds it. Sequence numbers are unique in a stream, so a record of another shard or of a
+ * parallel batch says nothing wrong about this one.
+ */
+export interface Progress extends ProgressKey {
+  /** Records done (every sink acknowledged, dead-lettered, or unrouted), by sequence number. */
+  readonly done: ReadonlySet<string>;
+  /** Records not done, by sequence number: the sinks (by `Sink.name`) that acknowledged them, maybe none. */
+  readonly acknowledged: ReadonlyMap<string, ReadonlySet<string>>;
+  /**
+   * Written by an invocation that could not read the store: it may have sent records again
+   * without knowing they were done, so every older record's knowledge at or after this key is
+   * void (a record skipped on it could land before an older change just sent again).
+   */
+  readonly blind?: boolean;
 }
 
 /** Time, injectable so tests control it instead of sleeping. */

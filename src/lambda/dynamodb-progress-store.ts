@@ -1,9 +1,10 @@
-import { gunzipSync, gzipSync } from 'node:zlib';
-import type { CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
-import { DynamoDBClient, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import type { AttributeValue, CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient, PutItemCommand, QueryCommand } from '@aws-sdk/client-dynamodb';
 import { systemClock } from '../core/clock.js';
 import { ConfigError } from '../errors.js';
-import type { Clock, ProgressKey, ProgressStore } from '../ports.js';
+import type { Clock, Progress, ProgressStore } from '../ports.js';
+import { decodeProgress, encodeProgress } from './progress-codec.js';
+import { highestOf, padSequenceNumber, sizeOf } from './progress.js';
 
 /** Options of {@link dynamoDbProgressStore}. */
 export interface DynamoDbProgressStoreOptions {
@@ -21,72 +22,26 @@ export interface DynamoDbProgressStoreOptions {
    * @default 90_000 (25 h)
    */
   readonly ttlSeconds?: number;
+  /**
+   * Most records one load reads: the newest ones keyed at or before the batch's first record. More
+   * finds a batch's record behind those of other shards or parallel batches that failed at the
+   * same time; each costs read capacity (its size, rounded up to 4 KB in all).
+   * @default 10
+   */
+  readonly lookBack?: number;
   /** Decides when a record has expired. @default the system clock */
   readonly clock?: Pick<Clock, 'now'>;
 }
 
 /** 25 h: longer than the 24 h stream retention, so a record lives as long as a re-delivery can come. */
 const DEFAULT_TTL_SECONDS = 25 * 60 * 60;
-
-const CANONICAL_DECIMAL = /^(0|[1-9][0-9]*)$/;
-
-const byValue = (a: bigint, b: bigint): number => (a < b ? -1 : a > b ? 1 : 0);
+const DEFAULT_LOOK_BACK = 10;
 
 /**
- * Encodes a set of sequence numbers compactly: up to 10,000 numbers of 21+ digits must fit in a
- * 400 KB item. Sorted as integers, they become small differences (base 36, comma-joined), which
- * gzip squeezes further. Anything not a canonical decimal (never seen from DynamoDB Streams) is
- * kept verbatim on a second line so that every set round-trips exactly.
- */
-export const encodeSequenceNumbers = (done: ReadonlySet<string>): Uint8Array => {
-  const numbers: bigint[] = [];
-  const others: string[] = [];
-  for (const s of done) {
-    if (CANONICAL_DECIMAL.test(s)) numbers.push(BigInt(s));
-    else others.push(s);
-  }
-  numbers.sort(byValue);
-  let previous = 0n;
-  const deltas = numbers.map((n) => {
-    const delta = (n - previous).toString(36);
-    previous = n;
-    return delta;
-  });
-  const text = others.length > 0 ? `${deltas.join(',')}\n${JSON.stringify(others)}` : deltas.join(',');
-  return gzipSync(text, { level: 9 });
-};
-
-/** The inverse of {@link encodeSequenceNumbers}. */
-export const decodeSequenceNumbers = (bytes: Uint8Array): Set<string> => {
-  const text = gunzipSync(bytes).toString('utf8');
-  const newline = text.indexOf('\n');
-  const deltas = newline === -1 ? text : text.slice(0, newline);
-  const done = new Set<string>();
-  let current = 0n;
-  if (deltas.length > 0) {
-    for (const delta of deltas.split(',')) {
-      current += parseBase36(delta);
-      done.add(current.toString());
-    }
-  }
-  if (newline !== -1) for (const s of JSON.parse(text.slice(newline + 1)) as string[]) done.add(s);
-  return done;
-};
-
-const parseBase36 = (digits: string): bigint => {
-  let value = 0n;
-  for (const d of digits) {
-    const n = Number.parseInt(d, 36);
-    if (Number.isNaN(n)) throw new Error(`Corrupt progress record: \`${digits}\` is not a base-36 number`);
-    value = value * 36n + BigInt(n);
-  }
-  return value;
-};
-
-/**
- * The CreateTable input of a progress table: partition key `pk` (string), on-demand capacity.
- * Enable TTL on the attribute `expiresAt` afterwards (UpdateTimeToLive) so expired records are
- * deleted for free; the store ignores expired records either way.
+ * The CreateTable input of a progress table: partition key `pk` (the stream ARN, string), sort key
+ * `sk` (the zero-padded sequence number, string), on-demand capacity. Enable TTL on the attribute
+ * `expiresAt` afterwards (UpdateTimeToLive) so expired records are deleted for free; the store
+ * ignores expired records either way.
  *
  * @example
  * await client.send(new CreateTableCommand(progressTableDefinition('cdc-progress')));
@@ -95,15 +50,25 @@ const parseBase36 = (digits: string): bigint => {
 export const progressTableDefinition = (tableName: string): CreateTableCommandInput => ({
   TableName: tableName,
   BillingMode: 'PAY_PER_REQUEST',
-  KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
-  AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }],
+  KeySchema: [
+    { AttributeName: 'pk', KeyType: 'HASH' },
+    { AttributeName: 'sk', KeyType: 'RANGE' },
+  ],
+  AttributeDefinitions: [
+    { AttributeName: 'pk', AttributeType: 'S' },
+    { AttributeName: 'sk', AttributeType: 'S' },
+  ],
 });
 
 /**
  * A {@link ProgressStore} in a DynamoDB table (see {@link progressTableDefinition}): one item per
- * partly failed batch, keyed `pk` = `<streamArn>#<sequenceNumber>`, holding the done sequence
- * numbers (`done`, gzip-compressed binary), their `count`, and `expiresAt` (epoch seconds) for the
- * table's TTL. `load` is one strongly consistent GetItem, `save` one PutItem.
+ * partly failed batch, `pk` = the stream ARN, `sk` = the sequence number of its first record,
+ * zero-padded to 40 digits, holding `progress` (the done and acknowledged sequence numbers,
+ * gzip-compressed binary), their `count`, `upTo` (the highest sequence number it mentions, padded;
+ * all nines for a `blind` record, flagged `blind`) and `expiresAt` (epoch seconds) for the table's TTL.
+ *
+ * `load` is one strongly consistent Query (`sk <=` the batch's first record, newest first, at most
+ * `lookBack` items, those with `upTo >=` it returned); `save` is one PutItem. Both are aborted with their signal.
  *
  * @example
  * import { createStreamHandler, dynamoDbProgressStore } from 'dynamo-cdc/lambda';
@@ -126,37 +91,61 @@ export const dynamoDbProgressStore = (options: DynamoDbProgressStoreOptions): Pr
       `must be an integer >= 1, got \`${String(ttlSeconds)}\` (${typeof ttlSeconds}). Set it above the stream's 24 h retention, or leave it out for 25 h.`,
     );
   }
+  const lookBack = options.lookBack ?? DEFAULT_LOOK_BACK;
+  if (!Number.isInteger(lookBack) || lookBack < 1) {
+    throw new ConfigError('progressStore.lookBack', `must be an integer >= 1, got \`${String(lookBack)}\` (${typeof lookBack}). Leave it out for 10.`);
+  }
   const client = options.client ?? new DynamoDBClient({ maxAttempts: 3 });
   const clock = options.clock ?? systemClock;
-  const keyOf = (position: ProgressKey) => ({ pk: { S: `${position.streamArn}#${position.sequenceNumber}` } });
+
+  const toProgress = (item: Record<string, AttributeValue>): Progress => {
+    const streamArn = item['pk']?.S ?? '';
+    const sequenceNumber = (item['sk']?.S ?? '').replace(/^0+(?=.)/, '');
+    const name = `${streamArn} ${sequenceNumber}`;
+    const bytes = item['progress']?.B;
+    if (!bytes) throw new Error(`Corrupt progress record ${name}: no \`progress\` attribute`);
+    const { done, acknowledged } = decodeProgress(bytes);
+    const count = Number(item['count']?.N);
+    if (done.size + acknowledged.size !== count) throw new Error(`Corrupt progress record ${name}: ${done.size + acknowledged.size} sequence numbers decoded, ${count} expected`);
+    return { streamArn, sequenceNumber, done, acknowledged, ...(item['blind']?.BOOL === true ? { blind: true } : {}) };
+  };
 
   return {
-    async load(position) {
-      const { Item: item } = await client.send(new GetItemCommand({ TableName: tableName, Key: keyOf(position), ConsistentRead: true }));
-      if (!item) return undefined;
+    async load(position, signal) {
+      const { Items: items = [] } = await client.send(
+        new QueryCommand({
+          TableName: tableName,
+          KeyConditionExpression: 'pk = :pk AND sk <= :seq',
+          // Read capacity is spent on every item the Limit lets through; the filter only trims the answer.
+          FilterExpression: 'upTo >= :seq',
+          ExpressionAttributeValues: { ':pk': { S: position.streamArn }, ':seq': { S: padSequenceNumber(position.sequenceNumber) } },
+          ScanIndexForward: false,
+          Limit: lookBack,
+          ConsistentRead: true,
+        }),
+        { abortSignal: signal },
+      );
+      const now = clock.now();
       // TTL deletion runs late (up to days), so an expired record may still be there.
-      const expiresAt = Number(item['expiresAt']?.N);
-      if (Number.isFinite(expiresAt) && expiresAt * 1000 <= clock.now()) return undefined;
-      const bytes = item['done']?.B;
-      if (!bytes) throw new Error(`Corrupt progress record ${keyOf(position).pk.S}: no \`done\` attribute`);
-      const done = decodeSequenceNumbers(bytes);
-      const count = Number(item['count']?.N);
-      if (done.size !== count) throw new Error(`Corrupt progress record ${keyOf(position).pk.S}: ${done.size} sequence numbers decoded, ${count} expected`);
-      return done;
+      return items.filter((item) => !(Number(item['expiresAt']?.N) * 1000 <= now)).map(toProgress);
     },
 
-    async save(position, done) {
+    async save(progress, signal) {
       const expiresAt = Math.floor(clock.now() / 1000) + ttlSeconds;
       await client.send(
         new PutItemCommand({
           TableName: tableName,
           Item: {
-            ...keyOf(position),
-            done: { B: encodeSequenceNumbers(done) },
-            count: { N: String(done.size) },
+            pk: { S: progress.streamArn },
+            sk: { S: padSequenceNumber(progress.sequenceNumber) },
+            upTo: { S: padSequenceNumber(highestOf(progress)) },
+            progress: { B: encodeProgress(progress) },
+            count: { N: String(sizeOf(progress)) },
             expiresAt: { N: String(expiresAt) },
+            ...(progress.blind ? { blind: { BOOL: true } } : {}),
           },
         }),
+        { abortSignal: signal },
       );
     },
   };

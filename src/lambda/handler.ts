@@ -1,12 +1,13 @@
 import type { App } from '../app.js';
 import { systemClock } from '../core/clock.js';
 import { Engine, isDone } from '../core/engine.js';
-import type { EngineObserver } from '../core/engine.js';
-import { describeError } from '../errors.js';
+import type { EngineObserver, RecordStatus } from '../core/engine.js';
+import { ConfigError, describeError } from '../errors.js';
 import { sequenceOf } from '../events.js';
 import type { RawStreamRecord } from '../events.js';
 import { createLogger } from '../observability/logger.js';
-import type { Clock, Logger, ProgressStore } from '../ports.js';
+import type { Clock, Logger, Progress, ProgressKey, ProgressStore } from '../ports.js';
+import { canonicalSequenceNumber, knownAbout, knowsSomething, latestFor, nextProgress } from './progress.js';
 
 /** The parts of Lambda's DynamoDB stream event the handler reads; `aws-lambda`'s `DynamoDBStreamEvent` fits. */
 export interface StreamEventLike {
@@ -27,11 +28,20 @@ export interface BatchResponse {
 /** Options of {@link createStreamHandler}. */
 export interface StreamHandlerOptions {
   /**
-   * Remembers what was done after a partial failure, so the re-delivered records that were already
-   * delivered are not sent again. Costs one read per batch and one write per partial failure.
-   * Without it, re-delivered records are sent again (at least once, still in order).
+   * Remembers what was done in a batch that ended partly failed, so that no later batch sends a
+   * done record again, or a record again to a sink that acknowledged it, however Lambda re-batches
+   * the retry. Costs at most one read per batch and one write per partial failure, none on full
+   * success (and one write by an invocation that could not read it). Without it, records
+   * re-delivered after a partial failure are sent again (at least once, still in order).
    */
   readonly progressStore?: ProgressStore;
+  /**
+   * Longest wait for one progress-store read or write. A read that has not answered by then is
+   * aborted and the batch runs as if nothing were stored; a write is aborted and logged. A write
+   * never runs into the last quarter of the deadline margin.
+   * @default a quarter of the time before the deadline margin, at most 2 s
+   */
+  readonly progressTimeoutMs?: number;
   /** @default createLogger() */
   readonly logger?: Logger;
   /** @default the system clock */
@@ -48,6 +58,33 @@ export interface StreamHandlerOptions {
   readonly deadlineMarginMs?: number;
 }
 
+const MAX_PROGRESS_TIMEOUT_MS = 2000;
+
+/**
+ * Runs one store call for at most `ms` on `clock`: resolves or rejects with the call, or rejects
+ * when the time is up; either way the call's signal is aborted once nobody waits for it.
+ */
+const within = <T>(clock: Clock, ms: number, call: (signal: AbortSignal) => Promise<T>): Promise<T> => {
+  const request = new AbortController();
+  const timer = new AbortController();
+  let attempt: Promise<T>;
+  try {
+    attempt = Promise.resolve(call(request.signal));
+  } catch (error) {
+    attempt = Promise.reject(error);
+  }
+  // A call that settles after the time is up has nobody waiting for it.
+  attempt.catch(() => {});
+  const expiry = clock.sleep(Math.max(0, ms), timer.signal).then(() => {
+    throw new Error(`No answer within ${Math.round(ms)} ms; the request was aborted`);
+  });
+  expiry.catch(() => {});
+  return Promise.race([attempt, expiry]).finally(() => {
+    timer.abort();
+    request.abort(new Error('Progress store call no longer awaited'));
+  });
+};
+
 /**
  * The Lambda handler for a DynamoDB stream event source mapping with `ReportBatchItemFailures`.
  * It returns the lowest sequence number that is not done, so Lambda re-delivers from there, or an
@@ -60,66 +97,146 @@ export interface StreamHandlerOptions {
 export const createStreamHandler = (app: App, options: StreamHandlerOptions = {}) => {
   const logger = options.logger ?? createLogger();
   const clock = options.clock ?? systemClock;
+  const store = options.progressStore;
   const engine = new Engine({ app, logger, clock, ...(options.random ? { random: options.random } : {}), ...(options.observer ? { observer: options.observer } : {}) });
+  const timeoutOption = options.progressTimeoutMs;
+  if (timeoutOption !== undefined && !(Number.isFinite(timeoutOption) && timeoutOption > 0)) {
+    throw new ConfigError('progressTimeoutMs', `must be a number of milliseconds > 0, got \`${String(timeoutOption)}\` (${typeof timeoutOption}). Leave it out for a quarter of the time left, at most 2 s.`);
+  }
 
   return async (event: StreamEventLike, context: LambdaContextLike): Promise<BatchResponse> => {
     const records = event.Records ?? [];
     if (records.length === 0) return { batchItemFailures: [] };
     const started = clock.now();
     const log = context.awsRequestId ? logger.child({ requestId: context.awsRequestId }) : logger;
-    // A malformed first record is dead-lettered by the engine; it must not crash the batch here.
-    const streamArn = (records[0] as RawStreamRecord | null | undefined)?.eventSourceARN ?? '';
-    const firstSeq = sequenceOf(records[0]);
-
-    let alreadyDone: ReadonlySet<string> | undefined;
-    if (options.progressStore && firstSeq) {
-      try {
-        alreadyDone = await options.progressStore.load({ streamArn, sequenceNumber: firstSeq });
-      } catch (error) {
-        log.warn({ err: describeError(error) }, 'progress store read failed; records re-delivered after a partial failure may be sent again');
-      }
-    }
-
     const remaining = context.getRemainingTimeInMillis();
     const margin = options.deadlineMarginMs ?? Math.min(5000, Math.max(500, remaining * 0.1));
     const deadline = started + remaining - margin;
+    const abortAt = started + remaining - margin / 2;
+    // The write, after the engine stopped, must still leave time to answer.
+    const lastWrite = started + remaining - margin / 4;
+    const storeTimeout = timeoutOption ?? Math.min(MAX_PROGRESS_TIMEOUT_MS, (remaining - margin) / 4);
+
+    // Malformed records are dead-lettered by the engine; they must not crash the batch here.
+    const streamArn = streamArnOf(records);
+    const position = positionOf(streamArn, records);
+    // Progress is kept in canonical form; the engine is told about the records' own strings.
+    // Worked out only when there is progress to use or to keep, off the happy path.
+    let sequenceNumbers: string[] | undefined;
+    const canonical = (): string[] => (sequenceNumbers ??= records.map((r) => canonicalSequenceNumber(sequenceOf(r))));
+
+    let latest: Progress | undefined;
+    // Set when the store could not be read: this batch may send done records again, unknowingly.
+    let blind = false;
+    // Set once a blind record is stored: no later batch trusts what older records knew.
+    let marked = false;
+    if (position && store) {
+      try {
+        const loaded = await within(clock, Math.min(storeTimeout, deadline - clock.now()), (signal) => store.load(position, signal));
+        if (loaded.length > 0) latest = latestFor(loaded, new Set(canonical()));
+      } catch (error) {
+        blind = true;
+        log.warn({ err: describeError(error) }, 'progress store read failed; records re-delivered after a partial failure may be sent again');
+      }
+      if (blind) {
+        // Written before anything is sent, so that even a crash cannot leave a replay unrecorded.
+        const marker: Progress = { ...position, done: new Set(), acknowledged: new Map(), blind: true };
+        try {
+          await within(clock, Math.min(storeTimeout, deadline - clock.now()), (signal) => store.save(marker, signal));
+          marked = true;
+        } catch (error) {
+          log.warn({ err: describeError(error) }, 'progress store write failed; records done after the failure may be sent again');
+        }
+      }
+    }
+    const known = latest ? inRecordsTerms(knownAbout(latest, new Set(canonical())), canonical(), records) : undefined;
+
     const abort = new AbortController();
     const stopTimer = new AbortController();
-    clock.sleep(Math.max(0, remaining - margin / 2), stopTimer.signal).then(
+    clock.sleep(Math.max(0, abortAt - clock.now()), stopTimer.signal).then(
       () => abort.abort(new Error('Lambda deadline near: in-flight requests aborted')),
       () => {},
     );
 
     let outcome;
     try {
-      outcome = await engine.process(records, { alreadyDone, deadline, signal: abort.signal });
+      outcome = await engine.process(records, {
+        ...(known ? { alreadyDone: known.alreadyDone, acknowledged: known.acknowledged } : {}),
+        deadline,
+        signal: abort.signal,
+      });
     } finally {
       stopTimer.abort();
     }
 
     const summary = { records: records.length, ...outcome.counts, retries: outcome.retries, durationMs: clock.now() - started };
-    if (outcome.watermark >= records.length) {
-      log.info(summary, 'batch done');
-      return { batchItemFailures: [] };
-    }
-
-    const failedSeq = sequenceOf(records[outcome.watermark]);
-    if (options.progressStore && failedSeq) {
-      const done = new Set<string>();
-      for (let i = outcome.watermark + 1; i < records.length; i++) {
-        if (isDone(outcome.statuses[i] as (typeof outcome.statuses)[number])) done.add(sequenceOf(records[i]));
-      }
-      if (done.size > 0) {
+    const done = outcome.watermark >= records.length;
+    const failedSeq = done ? '' : sequenceOf(records[outcome.watermark]);
+    // One write on a partial failure. A blind batch has marked its start already, or writes its
+    // record now whatever the outcome, so that no later batch trusts what older records knew
+    // (their items may have been sent again since). A failure point without a sequence number
+    // means a whole-batch retry; nothing is kept for it.
+    if (position && store && ((blind && !marked) || (!done && failedSeq !== ''))) {
+      const statuses = outcome.statuses;
+      const progress = nextProgress({ streamArn, sequenceNumbers: canonical(), done: (i) => isDone(statuses[i] as RecordStatus), acknowledged: outcome.acknowledged, blind }, latest);
+      if (progress && (blind || knowsSomething(progress))) {
         try {
-          await options.progressStore.save({ streamArn, sequenceNumber: failedSeq }, done);
+          const budget = Math.min(storeTimeout, lastWrite - clock.now());
+          if (budget <= 0) throw new Error('No time left before the deadline');
+          await within(clock, budget, (signal) => store.save(progress, signal));
         } catch (error) {
           log.warn({ err: describeError(error), sequenceNumber: failedSeq }, 'progress store write failed; records done after the failure may be sent again');
         }
       }
     }
+    if (done) {
+      log.info(summary, 'batch done');
+      return { batchItemFailures: [] };
+    }
+
     // An empty identifier makes Lambda retry the whole batch: the right thing when the first
     // record not done has no sequence number to restart from.
     log.warn({ ...summary, watermark: outcome.watermark, sequenceNumber: failedSeq }, 'batch partly done; Lambda re-delivers from sequenceNumber');
     return { batchItemFailures: [{ itemIdentifier: failedSeq }] };
   };
+};
+
+/** Translates what is known from canonical sequence numbers to the records' own. */
+const inRecordsTerms = (
+  known: { alreadyDone: ReadonlySet<string>; acknowledged: ReadonlyMap<string, ReadonlySet<string>> },
+  canonical: readonly string[],
+  records: readonly unknown[],
+): { alreadyDone: Set<string>; acknowledged: Map<string, ReadonlySet<string>> } => {
+  const alreadyDone = new Set<string>();
+  const acknowledged = new Map<string, ReadonlySet<string>>();
+  canonical.forEach((s, i) => {
+    if (s === '') return;
+    const r = sequenceOf(records[i]);
+    if (known.alreadyDone.has(s)) alreadyDone.add(r);
+    const sinks = known.acknowledged.get(s);
+    if (sinks) acknowledged.set(r, sinks);
+  });
+  return { alreadyDone, acknowledged };
+};
+
+/** The stream the batch comes from: the first `eventSourceARN` there is (a malformed record may lack one). */
+const streamArnOf = (records: readonly unknown[]): string => {
+  for (const r of records) {
+    const arn = (r as RawStreamRecord | null | undefined)?.eventSourceARN;
+    if (typeof arn === 'string' && arn !== '') return arn;
+  }
+  return '';
+};
+
+/**
+ * Where the batch starts: its first record with a usable sequence number (Lambda delivers a
+ * shard's records in order), or undefined when progress cannot be kept.
+ */
+const positionOf = (streamArn: string, records: readonly unknown[]): ProgressKey | undefined => {
+  if (streamArn === '') return undefined;
+  for (const r of records) {
+    const first = canonicalSequenceNumber(sequenceOf(r));
+    if (first !== '') return { streamArn, sequenceNumber: first };
+  }
+  return undefined;
 };

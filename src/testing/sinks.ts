@@ -1,5 +1,7 @@
+import { compareSequenceNumbers } from '../events.js';
 import type { ChangeEvent } from '../events.js';
-import type { Clock, DeadLetter, DeadLetterQueue, ProgressKey, ProgressStore, Sink, SinkFailure } from '../ports.js';
+import { mayKnowAbout } from '../lambda/progress.js';
+import type { Clock, DeadLetter, DeadLetterQueue, Progress, ProgressKey, ProgressStore, Sink, SinkFailure } from '../ports.js';
 
 /** A retryable failure, shaped as the AWS SDK reports a 503. */
 export const transientError = (message = 'Service unavailable'): Error =>
@@ -143,19 +145,32 @@ export class MemoryDeadLetterQueue implements DeadLetterQueue {
   }
 }
 
-/** A progress store in memory that counts its reads and writes. */
+/**
+ * A progress store in memory that counts its reads and writes. `load` answers as the DynamoDB store
+ * does (every record that may know about the records at or after the position, newest key first),
+ * without its look-back limit.
+ */
 export class MemoryProgressStore implements ProgressStore {
-  readonly entries = new Map<string, ReadonlySet<string>>();
+  /** The stored records by `<streamArn>#<sequenceNumber>`. */
+  readonly entries = new Map<string, Progress>();
   reads = 0;
   writes = 0;
 
-  async load(key: ProgressKey): Promise<ReadonlySet<string> | undefined> {
+  async load(position: ProgressKey, signal?: AbortSignal): Promise<readonly Progress[]> {
+    signal?.throwIfAborted();
     this.reads++;
-    return this.entries.get(`${key.streamArn}#${key.sequenceNumber}`);
+    return [...this.entries.values()].filter((p) => mayKnowAbout(position, p)).sort((a, b) => compareSequenceNumbers(b.sequenceNumber, a.sequenceNumber));
   }
 
-  async save(key: ProgressKey, done: ReadonlySet<string>): Promise<void> {
+  async save(progress: Progress, signal?: AbortSignal): Promise<void> {
+    signal?.throwIfAborted();
     this.writes++;
-    this.entries.set(`${key.streamArn}#${key.sequenceNumber}`, new Set(done));
+    this.entries.set(`${progress.streamArn}#${progress.sequenceNumber}`, {
+      streamArn: progress.streamArn,
+      sequenceNumber: progress.sequenceNumber,
+      done: new Set(progress.done),
+      acknowledged: new Map([...progress.acknowledged].map(([s, sinks]) => [s, new Set(sinks)])),
+      ...(progress.blind ? { blind: true } : {}),
+    });
   }
 }

@@ -342,7 +342,7 @@ describe('IAM', () => {
     // Assess
     expect(grants).toEqual({
       ReadTheSourceStream: { actions: ['dynamodb:DescribeStream', 'dynamodb:GetShardIterator', 'dynamodb:GetRecords'], resources: [STREAM_ARN] },
-      UseTheProgressTable: { actions: ['dynamodb:GetItem', 'dynamodb:PutItem'], resources: [rendered(stack, stack.progressTable.tableArn)] },
+      UseTheProgressTable: { actions: ['dynamodb:Query', 'dynamodb:PutItem'], resources: [rendered(stack, stack.progressTable.tableArn)] },
       SendDeadLetters: { actions: ['sqs:SendMessage'], resources: [rendered(stack, stack.deadLetterQueue.queue.queueArn)] },
       ReportGivenUpBatches: { actions: ['sqs:SendMessage'], resources: [rendered(stack, stack.onFailureQueue.queue.queueArn)] },
       WriteLogs: { actions: ['logs:CreateLogStream', 'logs:PutLogEvents'], resources: [expect.stringMatching(/^\$\{HandlerLogs\w+\.Arn\}$/)] },
