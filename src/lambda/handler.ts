@@ -145,7 +145,14 @@ export const createStreamHandler = (app: App, options: StreamHandlerOptions = {}
           await within(clock, Math.min(storeTimeout, deadline - clock.now()), (signal) => store.save(marker, signal));
           marked = true;
         } catch (error) {
-          log.warn({ err: describeError(error) }, 'progress store write failed; records done after the failure may be sent again');
+          // Sending now could replay an item's older change unrecorded, and a later batch trusting
+          // an older record would then skip the newer one: the older change would stay last.
+          // Nothing is sent; Lambda re-delivers the batch once the store answers again.
+          log.error(
+            { err: describeError(error), sequenceNumber: position.sequenceNumber },
+            'progress store can be neither read nor written; nothing sent, Lambda retries the batch. Check the progress table, or remove progressStore to deliver without re-delivery dedupe',
+          );
+          return { batchItemFailures: [{ itemIdentifier: sequenceOf(records[0]) }] };
         }
       }
     }

@@ -445,33 +445,41 @@ describe('createStreamHandler with a progress store that hangs or fails', () => 
     expect(ofItem).toEqual([records[5], records[8], records[5], records[8]].map((r) => r?.eventID));
   });
 
-  it('stops waiting for a store that never answers and returns before the function times out', async () => {
-    // Prepare: reads and writes that never settle; a 3 s function; record 2 fails once at B.
+  it('stops waiting for a store that never answers, sends nothing it could not record, and returns before the function times out', async () => {
+    // Prepare: reads and writes that never settle while `hang` is set; a 3 s function; record 2 fails once.
     const clock = new FakeClock();
     const sink = new MemorySink({ clock, latencyMs: 5 });
+    const progressStore = new MemoryProgressStore();
     const signals: AbortSignal[] = [];
-    const hanging: ProgressStore = {
-      load: (...args: unknown[]) => (signals.push(args[1] as AbortSignal), new Promise(() => {})),
-      save: (...args: unknown[]) => (signals.push(args[1] as AbortSignal), new Promise(() => {})),
+    let hang = true;
+    const store: ProgressStore = {
+      load: (position, signal) => (hang ? (signals.push(signal as AbortSignal), new Promise(() => {})) : progressStore.load(position, signal)),
+      save: (progress, signal) => (hang ? (signals.push(signal as AbortSignal), new Promise(() => {})) : progressStore.save(progress, signal)),
     };
     const app = defineApp({ table: 'TaskApp', routes: [route('*').to(sink)], retry: { maxAttempts: 1 } });
     const logger = memoryLogger();
-    const handler = createStreamHandler(app, { clock, logger, random: () => 0.5, progressStore: hanging });
+    const handler = createStreamHandler(app, { clock, logger, random: () => 0.5, progressStore: store });
     const records = shard(40, 40);
     sink.failWhere((e) => idOf(e) === records[2]?.eventID, { times: 1 });
 
-    // Act
+    // Act: one invocation while the store hangs, then the event source mapping once it answers.
+    const started = clock.now();
+    const stalled = await handler({ Records: records.slice(0, 20) }, { getRemainingTimeInMillis: () => Math.max(0, started + 3000 - clock.now()) });
+    const sentWhileHanging = sink.delivered.length;
+    hang = false;
     const { invocations, checkpoint } = await simulateEventSourceMapping({ records, handler, clock, batchSize: 20, timeoutMs: 3000 });
 
-    // Assess: no timeout, everything delivered; each invocation read once and, blind, tried its
-    // marker and its record; the calls were aborted once the handler stopped waiting.
+    // Assess: the stalled invocation returned in time, sent nothing and asked for the whole batch
+    // again (its read and its marker were aborted); afterwards everything was delivered once.
+    expect(clock.now() - started).toBeLessThan(3000);
+    expect(stalled.batchItemFailures).toEqual([{ itemIdentifier: records[0]?.dynamodb.SequenceNumber }]);
+    expect(sentWhileHanging).toBe(0);
+    expect(signals.length).toBe(2);
+    expect(signals.every((s) => s?.aborted)).toBe(true);
+    expect(logger.entries.filter((e) => e.level === 'error').map((e) => e.msg)[0]).toMatch(/^progress store can be neither read nor written; nothing sent/);
     expect(checkpoint).toBe(40);
     expect(invocations.map((i) => i.result)).toEqual(['partial', 'done', 'done']);
-    expect(Math.max(...invocations.map((i) => i.durationMs))).toBeLessThan(3000);
     expect(new Set(sink.delivered.map(idOf)).size).toBe(40);
-    expect(signals.length).toBe(9);
-    expect(signals.every((s) => s?.aborted)).toBe(true);
-    expect(logger.entries.filter((e) => e.level === 'warn').map((e) => e.msg)).toContain('progress store read failed; records re-delivered after a partial failure may be sent again');
   });
 
   it('marks a blind invocation before it sends anything, so a lost final write cannot leave a replay unrecorded', async () => {
