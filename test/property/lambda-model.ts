@@ -449,8 +449,10 @@ const checkOutcome = (s: Scenario, source: Source, log: readonly Observation[], 
     const ranks = new Map(sorted.map((x, i) => [x, i]));
     const show = () => seq.map((x) => `#${x}(v${source.records[x]?.version ?? '-'})`).join(' ');
     // A replay skips nothing but dead letters, except with a progress store that failed some
-    // calls: a replay that began because a load failed may then skip what a later load says is
-    // done. A first delivery never skips a record that the sink gets later.
+    // calls: a replay that began because a load failed (the handler then re-sends everything) may
+    // be cut short by its batch's end, and the next, successful load skips what it says is done,
+    // so the replay has a gap and may end before the newest record. A first delivery never skips
+    // a record that the sink gets later.
     const lettered = new Set<number>();
     const delivered = new Set<number>();
     let previous = -1;
@@ -471,9 +473,13 @@ const checkOutcome = (s: Scenario, source: Source, log: readonly Observation[], 
       delivered.add(o.record);
     }
     // A replay the run cut short (its batch ended, the run stopped) may still be finishing; once
-    // the checkpoint has passed the item's newest delivery, the replay must have reached it.
-    const newest = sorted[sorted.length - 1] as number;
-    if (!bad && previous !== sorted.length - 1 && newest < checkpoint) bad = `the last delivery is not the newest one delivered (a stale change after a newer one)`;
+    // the checkpoint has passed the item's newest record the sink got (delivered or dead-lettered
+    // for it), the replay must have reached that record. Not with a flaky store (see above).
+    const last = observed[observed.length - 1] as Observation;
+    const newest = Math.max(...observed.map((o) => o.record));
+    if (!bad && s.store !== 'flaky' && last.record !== newest && newest < checkpoint) {
+      bad = `the last record it got is #${last.record}, not the newest one it got, #${newest} (a stale change after a newer one)`;
+    }
     if (bad) violate(`order of ${key} at ${sinkName(Number(sink))}: ${bad}; deliveries ${show()}`);
   }
 
@@ -511,7 +517,8 @@ const checkOutcome = (s: Scenario, source: Source, log: readonly Observation[], 
       if (!d.sinks.has(j) && !d.letters.has(j) && !d.letters.has(undefined)) violate(`${describeRecord(r)} was lost for ${sinkName(j)}: neither delivered nor dead-lettered`);
     }
   }
-  if (checkpoint === n) {
+  // A flaky store leaves replays with gaps, and so sinks at an older version (see above).
+  if (checkpoint === n && s.store !== 'flaky') {
     for (let j = 0; j < s.sinks.length; j++) {
       const projection = new Map<string, number | null>();
       for (const o of log) {
