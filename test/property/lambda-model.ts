@@ -11,7 +11,7 @@ import type { ChangeEvent, DeadLetter, DeadLetterQueue, NumberMode, Sink, SinkFa
 import { createStreamHandler } from '../../src/lambda/index.js';
 import type { StreamHandlerOptions } from '../../src/lambda/index.js';
 import { FakeClock, MemoryProgressStore, permanentError, silentLogger, simulateRandomEventSourceMapping, streamRecords, throttlingError, transientError } from '../../src/testing/index.js';
-import type { LambdaStreamRecord, RandomInvocation } from '../../src/testing/index.js';
+import type { LambdaStreamRecord, RandomInvocation, StreamHandlerLike } from '../../src/testing/index.js';
 
 /** Cases in one `npm test` run: keeps this suite well under 30 s on a loaded 2-core machine. */
 export const DEFAULT_RUNS = 150;
@@ -218,8 +218,14 @@ const frozen = <T>(): Promise<T> => new Promise<T>(() => {});
 
 const describeRecord = (r: SourceRecord): string => `record #${r.index} (${r.eventID}, ${r.key} v${r.version ?? '-'} ${r.kind}, seq ${r.sequenceNumber})`;
 
+/** Test seams of {@link runCase}, for the suite's own tests. */
+export interface RunCaseOptions {
+  /** Replaces each instance's handler (to show that the checks catch a handler that cheats). */
+  readonly wrapHandler?: (handler: StreamHandlerLike) => StreamHandlerLike;
+}
+
 /** Runs one scenario through the real handler and checks the invariants; returns what broke. */
-export const runCase = async (s: Scenario): Promise<CaseResult> => {
+export const runCase = async (s: Scenario, options: RunCaseOptions = {}): Promise<CaseResult> => {
   const source = buildSource(s);
   const random = seeded(s.seed);
   const clock = new FakeClock();
@@ -341,7 +347,8 @@ export const runCase = async (s: Scenario): Promise<CaseResult> => {
     });
     const observer = makeObserver(instance);
     const progressStore = storeFor(instance);
-    return createStreamHandler(app, { clock, logger: silentLogger, random, ...(observer ? { observer } : {}), ...(progressStore ? { progressStore } : {}) });
+    const handler = createStreamHandler(app, { clock, logger: silentLogger, random, ...(observer ? { observer } : {}), ...(progressStore ? { progressStore } : {}) });
+    return options.wrapHandler ? options.wrapHandler(handler) : handler;
   };
 
   const unhandled: unknown[] = [];
