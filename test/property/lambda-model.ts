@@ -74,7 +74,7 @@ const sinkPlan: fc.Arbitrary<SinkPlan> = fc.record({
   entryFailRate: fc.oneof(fc.constant(0), rate(0.2)),
   throttlingShare: rate(1),
   permanentShare: fc.oneof(fc.constant(0), rate(0.3)),
-  latencyMs: fc.integer({ min: 0, max: 300 }),
+  latencyMs: fc.oneof({ weight: 3, arbitrary: fc.integer({ min: 0, max: 300 }) }, { weight: 1, arbitrary: fc.integer({ min: 0, max: 800 }) }),
   slowRate: fc.oneof(fc.constant(0), rate(0.05)),
   filter: fc.constantFrom('all', 'all', 'hot', 'odd'),
   rejects: fc.oneof({ weight: 3, arbitrary: fc.constant([]) }, { weight: 1, arbitrary: fc.array(fc.nat(), { minLength: 1, maxLength: 2 }) }),
@@ -101,9 +101,10 @@ export const scenario: fc.Arbitrary<Scenario> = fc.record({
   baseDelayMs: fc.integer({ min: 1, max: 200 }),
   concurrency: fc.integer({ min: 1, max: 8 }),
   maxBatchSize: fc.integer({ min: 1, max: 50 }),
-  timeoutMs: fc.integer({ min: 2000, max: 30_000 }),
-  coldStartRate: rate(0.2),
-  crashRate: fc.oneof(fc.constant(0), rate(0.1)),
+  // Some cases are rough: short timeouts, many cold starts and crashes.
+  timeoutMs: fc.oneof({ weight: 3, arbitrary: fc.integer({ min: 2000, max: 30_000 }) }, { weight: 1, arbitrary: fc.integer({ min: 2000, max: 4000 }) }),
+  coldStartRate: fc.oneof({ weight: 3, arbitrary: rate(0.2) }, { weight: 1, arbitrary: rate(0.5) }),
+  crashRate: fc.oneof({ weight: 2, arbitrary: fc.constant(0) }, { weight: 2, arbitrary: rate(0.1) }, { weight: 1, arbitrary: rate(0.3) }),
 });
 
 /** A small seeded generator (mulberry32), so a case replays exactly from its seed. */
