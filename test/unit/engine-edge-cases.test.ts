@@ -586,18 +586,20 @@ describe('createStreamHandler edge cases', () => {
   });
 
   it('carries on and logs when the progress store fails to load or to save', async () => {
-    // Prepare: a store whose reads and writes both throw; record 0 blocks (no DLQ), so a save is due.
-    const failingStore: ProgressStore = {
+    // Prepare: reads fail; the blind marker before sending gets through, the final write fails;
+    // record 0 blocks (no DLQ), so a save is due.
+    let saves = 0;
+    const flakyStore: ProgressStore = {
       load: async () => {
         throw transientError('progress table unavailable');
       },
-      save: () => {
-        throw transientError('progress table unavailable');
+      save: async () => {
+        if (++saves > 1) throw transientError('progress table unavailable');
       },
     };
     const records = streamRecords();
     const batch = [records.insert(task(1, 1)), records.insert(task(2, 1))];
-    const { handler, sink, logger } = makeHandler({ retry: { maxAttempts: 1 } }, failingStore);
+    const { handler, sink, logger } = makeHandler({ retry: { maxAttempts: 1 } }, flakyStore);
     sink.failWhere((e) => eventIdOf(e) === batch[0]?.eventID);
 
     // Act
@@ -609,6 +611,29 @@ describe('createStreamHandler edge cases', () => {
     const warnings = logger.entries.filter((e) => e.level === 'warn').map((e) => e.msg);
     expect(warnings).toContain('progress store read failed; records re-delivered after a partial failure may be sent again');
     expect(warnings).toContain('progress store write failed; records done after the failure may be sent again');
+  });
+
+  it('sends nothing and asks for the batch again when the progress store can be neither read nor written', async () => {
+    // Prepare: a store whose reads and writes both throw.
+    const failingStore: ProgressStore = {
+      load: async () => {
+        throw transientError('progress table unavailable');
+      },
+      save: () => {
+        throw transientError('progress table unavailable');
+      },
+    };
+    const records = streamRecords();
+    const batch = [records.insert(task(1, 1)), records.insert(task(2, 1))];
+    const { handler, sink, logger } = makeHandler({ retry: { maxAttempts: 1 } }, failingStore);
+
+    // Act
+    const response = await handler({ Records: batch }, context);
+
+    // Assess: nothing went out unrecorded; Lambda retries from the first record; the reason is logged.
+    expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: batch[0]?.dynamodb.SequenceNumber }] });
+    expect(sink.delivered).toEqual([]);
+    expect(logger.entries.filter((e) => e.level === 'error').map((e) => e.msg)[0]).toMatch(/^progress store can be neither read nor written/);
   });
 
   it('does not drop a record without a sequence number on re-delivery after a partial failure', async () => {
