@@ -53,6 +53,10 @@ export interface Scenario {
   readonly keys: number;
   /** Changes written before the first worker starts. */
   readonly initialWrites: readonly WriteOp[];
+  /** A steady workload besides the write steps: one change every this many ms until the faults heal (0: none). */
+  readonly writeEveryMs: number;
+  /** Until the faults heal, this share of alpha's requests and of beta's entries fail (transient). */
+  readonly sinkFailureRate: number;
   /** Workers started at time 0. */
   readonly workers: number;
   readonly pollIntervalMs: number;
@@ -75,6 +79,10 @@ export type Profile = Readonly<Record<Step['kind'], number>> & {
   readonly stopDuring: readonly LeaseCall[];
   readonly minWorkers: number;
   readonly maxSteps: number;
+  /** Choices of {@link Scenario.writeEveryMs}. */
+  readonly writeEveryMs: readonly number[];
+  /** Choices of {@link Scenario.sinkFailureRate}. */
+  readonly sinkFailureRate: readonly number[];
 };
 
 const D = LEASE_DURATION_MS;
@@ -134,6 +142,8 @@ export const scenarioArb = (p: Profile): fc.Arbitrary<Scenario> =>
     shards: fc.integer({ min: 1, max: 3 }),
     keys: fc.integer({ min: 3, max: 12 }),
     initialWrites: fc.array(writeOp, { maxLength: 12 }),
+    writeEveryMs: fc.constantFrom(...p.writeEveryMs),
+    sinkFailureRate: fc.constantFrom(...p.sinkFailureRate),
     workers: fc.integer({ min: p.minWorkers, max: 3 }),
     pollIntervalMs: fc.constantFrom(20, 50, 100),
     checkpointIntervalMs: fc.constantFrom(50, 300, 2000),
@@ -145,7 +155,7 @@ export const scenarioArb = (p: Profile): fc.Arbitrary<Scenario> =>
     steps: fc.array(stepArb(p), { minLength: 1, maxLength: p.maxSteps }),
   });
 
-const none: Omit<Profile, 'positions' | 'stallCalls' | 'stallMs' | 'stopDuring' | 'minWorkers' | 'maxSteps'> = {
+const none: Omit<Profile, 'positions' | 'stallCalls' | 'stallMs' | 'stopDuring' | 'minWorkers' | 'maxSteps' | 'writeEveryMs' | 'sinkFailureRate'> = {
   write: 0,
   split: 0,
   trim: 0,
@@ -180,22 +190,27 @@ export const profiles = {
     stopDuring: [],
     minWorkers: 1,
     maxSteps: 30,
+    writeEveryMs: [0, 50, 200],
+    sinkFailureRate: [0, 0.1, 0.3],
   },
   /** Renewals, checkpoints, reads and discovery that hang (up to three lease durations) and land late, with clock leaps, among two or more workers. */
   stalls: {
     ...none,
-    write: 10,
+    write: 12,
     split: 1,
     start: 1,
     stall: 4,
     sinkFail: 1,
     jump: 1,
     positions: ['TRIM_HORIZON'],
-    stallCalls: ['renew', 'checkpoint', 'describeShards', 'childShards', 'list', 'getRecords', 'getShardIterator'],
-    stallMs: [D / 5, 3 * D],
+    // Discovery twice as often: it is the call with a retry loop and a rate limiter of its own.
+    stallCalls: ['renew', 'checkpoint', 'describeShards', 'describeShards', 'list', 'childShards', 'getRecords', 'getShardIterator'],
+    stallMs: [D / 2, 3 * D],
     stopDuring: [],
     minWorkers: 2,
-    maxSteps: 30,
+    maxSteps: 40,
+    writeEveryMs: [50, 100],
+    sinkFailureRate: [0, 0.1],
   },
   /** Graceful stops and restarts, stops in the middle of lease calls, and short lease-call stalls (too short to starve a renewal). */
   shutdown: {
@@ -203,15 +218,17 @@ export const profiles = {
     write: 6,
     split: 1,
     start: 3,
-    stop: 4,
-    crash: 1,
+    stop: 5,
+    crash: 2,
     stall: 1,
     positions: ['TRIM_HORIZON'],
     stallCalls: ['take', 'release', 'create'],
     stallMs: [D / 20, D / 2],
-    stopDuring: leaseCalls,
+    stopDuring: ['take'],
     minWorkers: 1,
     maxSteps: 30,
+    writeEveryMs: [0, 50, 200],
+    sinkFailureRate: [0],
   },
   /** All of it at once. */
   everything: {
@@ -231,5 +248,7 @@ export const profiles = {
     stopDuring: leaseCalls,
     minWorkers: 1,
     maxSteps: 30,
+    writeEveryMs: [0, 50, 200],
+    sinkFailureRate: [0, 0.1, 0.3],
   },
 } satisfies Record<string, Profile>;

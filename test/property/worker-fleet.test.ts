@@ -11,22 +11,44 @@ import type { Profile, Scenario } from './worker-fleet-scenarios.js';
  * streams calls that land late, clock leaps and sink failures, then every fault healed and the
  * fleet run to quiescence. Invariants: nothing owed is lost; per item, first deliveries in order
  * and re-deliveries only as contiguous replays; no two workers deliver a shard at overlapping
- * virtual times; no checkpoint passes a record not done; no child record before its parents are
- * done; a stopped worker is quiet and holds no lease; a projection of the deliveries equals the
- * source.
+ * virtual times, and no older lease holder after a newer one began; no checkpoint passes a record
+ * not done; no child record before its parents are done; a stopped worker is quiet and holds no
+ * lease; a projection of the deliveries equals the source.
+ *
+ * A failure names the seed and the path of the shrunk counterexample. Replay it with
+ * `FUZZ_SEED=<seed>`, and set FLEET_TRACE=1 to print what happened in it, event by event.
  */
 
-const check = async (name: string, profile: Profile, defaultRuns: number) => {
-  const { seed, numRuns } = fuzzConfig(defaultRuns);
-  const totals: Record<string, number> = {};
-  const property = fc.asyncProperty(scenarioArb(profile), async (scenario: Scenario) => {
+/** How long shrinking a counterexample may take before the best one so far is reported. */
+const SHRINK_MS = Number(process.env.FUZZ_SHRINK_MS ?? 40_000);
+
+const fleetProperty = (profile: Profile, totals: Record<string, number>) =>
+  fc.asyncProperty(scenarioArb(profile), async (scenario: Scenario) => {
     const { violations, stats } = await new Fleet(scenario).run();
     for (const [k, n] of Object.entries(stats)) totals[k] = (totals[k] ?? 0) + n;
     if (violations.length > 0) throw new Error(`${violations.length} violation(s):\n  ${violations.slice(0, 8).join('\n  ')}`);
   });
-  const result = await fc.check(property, { seed, numRuns });
-  reportFuzz({ suite: `worker-fleet/${name}`, cases: result.numRuns, failures: result.failed ? 1 : 0, seed, ...totals });
-  if (result.failed) throw new Error(fc.defaultReportMessage(result) ?? `worker-fleet/${name} failed (seed ${seed})`);
+
+const check = async (name: string, profile: Profile, defaultRuns: number) => {
+  const { seed, numRuns } = fuzzConfig(defaultRuns);
+  const totals: Record<string, number> = {};
+  // Find a failure without shrinking, then shrink it within a time budget: a counterexample that
+  // is only half shrunk still beats a test timeout that shows nothing.
+  const found = await fc.check(fleetProperty(profile, totals), { seed, numRuns, endOnFailure: true });
+  reportFuzz({ suite: `worker-fleet/${name}`, cases: found.numRuns, failures: found.failed ? 1 : 0, seed, ...totals });
+  if (!found.failed) return;
+  const shrunk = await fc.check(fleetProperty(profile, {}), { seed, path: found.counterexamplePath ?? undefined, interruptAfterTimeLimit: SHRINK_MS });
+  const result = shrunk.failed ? shrunk : found;
+  let trace = '';
+  if (process.env.FLEET_TRACE && result.counterexample) {
+    const fleet = new Fleet(result.counterexample[0], { trace: true });
+    await fleet.run();
+    trace = `\nTrace of the counterexample:\n${fleet.trace?.join('\n') ?? ''}`;
+  }
+  throw new Error(
+    `worker-fleet/${name} failed (seed ${seed}, path "${result.counterexamplePath}", shrunk ${result.numShrinks} time(s)${shrunk.interrupted ? ', shrinking cut short' : ''})\n` +
+      `${String((result.errorInstance as Error | undefined)?.message)}\nCounterexample: ${JSON.stringify(result.counterexample?.[0])}${trace}`,
+  );
 };
 
 describe('Worker fleet against a reference model', () => {

@@ -88,6 +88,8 @@ class Incarnation {
     return !this.dead && this.stoppedOp === undefined;
   }
 
+  /** Per shard, the lease counter of this worker's last take: the epoch its deliveries belong to. */
+  readonly epochs = new Map<string, number>();
   /** A stop() to make halfway through the next stalled call of this kind. */
   stopDuring: string | undefined;
 
@@ -108,6 +110,8 @@ interface Send {
   readonly inc: Incarnation;
   readonly sink: SinkName;
   readonly shards: ReadonlySet<string>;
+  /** Per shard, the sender's lease epoch (see {@link Incarnation.epochs}). */
+  readonly epochs: ReadonlyMap<string, number>;
   readonly start: number;
   end: number | undefined;
 }
@@ -135,6 +139,8 @@ export class Fleet {
   readonly #leases = new MemoryLeaseStore();
   readonly #sinks: Record<SinkName, MemorySink>;
   #healed = false;
+  /** Dice of the flaky sinks (Scenario.sinkFailureRate). */
+  readonly #flaky: () => number;
   readonly #shards = new Map<string, ShardModel>();
   readonly #bySeq = new Map<string, SourceRecord>();
   readonly #byKey = new Map<string, SourceRecord[]>();
@@ -145,21 +151,28 @@ export class Fleet {
   /** Which incarnation holds each shard's lease in the table, by the writes that landed. */
   readonly #holder = new Map<string, Incarnation>();
   readonly #sends: Send[] = [];
-  readonly #acks: Record<SinkName, SourceRecord[]> = { alpha: [], beta: [] };
+  readonly #acks: Record<SinkName, { r: SourceRecord; by: Incarnation }[]> = { alpha: [], beta: [] };
   readonly #violations: string[] = [];
   readonly #pending: Pending[] = [];
   #op = 0;
   #tail = false;
+  /** What happened, in order, when the scenario asked for a trace (to debug a counterexample). */
+  readonly trace: string[] | undefined;
   readonly stats: Record<string, number> = { writes: 0, sends: 0, acks: 0, crashes: 0, stops: 0, starts: 0, stalls: 0, splits: 0, trims: 0, checkpoints: 0, virtualMs: 0 };
 
-  constructor(scenario: Scenario) {
+  constructor(scenario: Scenario, options: { trace?: boolean } = {}) {
     this.#s = scenario;
+    this.trace = options.trace ? [] : undefined;
     this.#streams = new ScriptedStreams({ streamArn: this.#records.streamArn });
     // alpha keeps order within a request and fails whole requests; beta fails single entries.
     this.#sinks = {
       alpha: new MemorySink({ name: 'alpha', maxRecords: 4, preservesOrderWithinRequest: true, latencyMs: scenario.sinkLatencyMs, clock: this.#clock }),
       beta: new MemorySink({ name: 'beta', maxRecords: 3, latencyMs: scenario.sinkLatencyMs, clock: this.#clock }),
     };
+    this.#flaky = mulberry32(scenario.seed ^ 0x2545f491);
+    if (scenario.sinkFailureRate > 0) {
+      this.#sinks.beta.failWhere(() => !this.#healed && this.#flaky() < scenario.sinkFailureRate, { error: () => transientError('flaky entry') });
+    }
     const width = Math.ceil(SLOTS / scenario.shards);
     for (let i = 0; i < scenario.shards; i++) this.#addShard(undefined, i * width, Math.min(SLOTS, (i + 1) * width));
   }
@@ -171,10 +184,15 @@ export class Fleet {
     try {
       this.#write(this.#s.initialWrites);
       for (let i = 0; i < this.#s.workers; i++) this.#start(i);
+      let steady = true;
+      const workload = this.#steadyWrites(() => steady);
       for (const step of this.#s.steps) {
         await this.#clock.sleep(step.dt);
+        this.#log(`step ${JSON.stringify(step)}`);
         this.#step(step);
       }
+      steady = false;
+      await workload;
       await this.#quiesce();
     } finally {
       for (const inc of this.#incarnations) inc.dead = true;
@@ -182,7 +200,7 @@ export class Fleet {
     }
     this.stats['virtualMs'] = this.#t();
     this.#judge();
-    return { violations: this.#violations, stats: this.stats };
+    return { violations: [...new Set(this.#violations)], stats: this.stats };
   }
 
   // --- the source ---------------------------------------------------------------------------
@@ -237,6 +255,17 @@ export class Fleet {
     }
   }
 
+  /** The steady workload: one change to a random key every `writeEveryMs`. */
+  async #steadyWrites(going: () => boolean): Promise<void> {
+    if (this.#s.writeEveryMs === 0) return;
+    const random = mulberry32(this.#s.seed ^ 0x5bd1e995);
+    for (;;) {
+      await this.#clock.sleep(this.#s.writeEveryMs);
+      if (!going()) return;
+      this.#write([{ key: Math.floor(random() * this.#s.keys), remove: random() < 1 / 6 }]);
+    }
+  }
+
   #openShards(): ShardModel[] {
     return [...this.#shards.values()].filter((s) => s.open);
   }
@@ -266,7 +295,11 @@ export class Fleet {
 
   /** Virtual ms since the run began, for messages. */
   #t(at = this.#clock.now()): number {
-    return at - this.#t0;
+    return Math.round(at - this.#t0);
+  }
+
+  #log(line: string): void {
+    this.trace?.push(`t=${this.#t()} ${line}`);
   }
 
   #done(r: SourceRecord): boolean {
@@ -324,12 +357,17 @@ export class Fleet {
 
   #stop(inc: Incarnation): void {
     inc.stopping = true;
+    this.#log(`${inc.name} stop()`);
     this.stats['stops']!++;
     inc.worker.stop().then(
       () => {
         inc.stoppedOp = ++this.#op;
+        this.#log(`${inc.name} stop() resolved`);
+        // A finished shard's lease may be released a little later: nobody needs to resume it.
         for (const [shard, holder] of this.#holder) {
-          if (holder === inc) this.#violations.push(`worker ${inc.name}: stop() resolved while it still held the lease of ${shard} (not released)`);
+          if (holder === inc && this.#leases.get(this.#records.streamArn, shard)?.checkpoint !== 'SHARD_END') {
+            this.#violations.push(`worker ${inc.name}: stop() resolved while it still held the lease of ${shard} (not released)`);
+          }
         }
       },
       (error: unknown) => this.#violations.push(`worker ${inc.name}: stop() rejected: ${String(error)}`),
@@ -389,27 +427,32 @@ export class Fleet {
       take: (lease: Lease, owner: string) =>
         this.#call(inc, 'take', async () => {
           const taken = await base.take(lease, owner);
+          this.#log(`${inc.name} take ${lease.shardId} (counter ${lease.counter}, owner ${lease.owner}): ${taken ? 'taken' : 'refused'}`);
           if (taken) {
             this.#afterStop(inc, `took the lease of ${lease.shardId}`);
             this.#holder.set(lease.shardId, inc);
+            inc.epochs.set(lease.shardId, taken.counter);
           }
           return taken;
         }),
       renew: (lease: Lease) =>
         this.#call(inc, 'renew', async () => {
           const renewed = await base.renew(lease);
+          if (!renewed) this.#log(`${inc.name} renew ${lease.shardId}: refused`);
           if (renewed) this.#afterStop(inc, `renewed the lease of ${lease.shardId}`);
           return renewed;
         }),
       checkpoint: (lease: Lease, checkpoint: string, doneAbove: readonly string[]) =>
         this.#call(inc, 'checkpoint', async () => {
           const ok = await base.checkpoint(lease, checkpoint, doneAbove);
+          this.#log(`${inc.name} checkpoint ${lease.shardId} ${checkpoint} doneAbove [${doneAbove.map((x) => x.slice(-6)).join(',')}]: ${ok ? 'ok' : 'refused'}`);
           if (ok) this.#checkpointed(inc, lease.shardId, checkpoint, doneAbove);
           return ok;
         }),
       release: (lease: Lease) =>
         this.#call(inc, 'release', async () => {
           const ok = await base.release(lease);
+          this.#log(`${inc.name} release ${lease.shardId}: ${ok ? 'ok' : 'refused'}`);
           if (ok && this.#holder.get(lease.shardId) === inc) this.#holder.delete(lease.shardId);
           return ok;
         }),
@@ -422,8 +465,27 @@ export class Fleet {
     return {
       describeShards: (arn, signal) => this.#call(inc, 'describeShards', () => base.describeShards(arn, signal), signal),
       childShards: (arn, shardId, signal) => this.#call(inc, 'childShards', () => base.childShards(arn, shardId, signal), signal),
-      getShardIterator: (arn, shardId, position, signal) => this.#call(inc, 'getShardIterator', () => base.getShardIterator(arn, shardId, position, signal), signal),
-      getRecords: (iterator, limit, signal) => this.#call(inc, 'getRecords', () => base.getRecords(iterator, limit, signal), signal),
+      getShardIterator: (arn, shardId, position, signal) =>
+        this.#call(
+          inc,
+          'getShardIterator',
+          () => {
+            this.#log(`${inc.name} getShardIterator ${shardId} ${JSON.stringify(position)}`);
+            return base.getShardIterator(arn, shardId, position, signal);
+          },
+          signal,
+        ),
+      getRecords: (iterator, limit, signal) =>
+        this.#call(
+          inc,
+          'getRecords',
+          async () => {
+            const page = await base.getRecords(iterator, limit, signal);
+            if (page.records.length > 0 || !page.nextIterator) this.#log(`${inc.name} getRecords: ${page.records.map((r) => this.#bySeq.get(String((r as { dynamodb?: { SequenceNumber?: string } }).dynamodb?.SequenceNumber))?.label).join(', ')}${page.nextIterator ? '' : ' (shard end)'}`);
+            return page;
+          },
+          signal,
+        ),
     };
   }
 
@@ -437,22 +499,31 @@ export class Fleet {
         if (inc.dead) return never();
         const records = events.map((e) => this.#recordOf(e));
         this.#sending(inc, records);
-        const send: Send = { inc, sink: name, shards: new Set(records.map((r) => r.shard)), start: this.#clock.now(), end: undefined };
+        const shards = new Set(records.map((r) => r.shard));
+        const epochs = new Map([...shards].map((shard) => [shard, inc.epochs.get(shard) ?? -1]));
+        const send: Send = { inc, sink: name, shards, epochs, start: this.#clock.now(), end: undefined };
         this.#sends.push(send);
         this.stats['sends']!++;
         let failed: SinkFailure[];
         try {
+          // alpha keeps order within a request, so it fails whole requests only.
+          if (name === 'alpha' && !this.#healed && this.#s.sinkFailureRate > 0 && this.#flaky() < this.#s.sinkFailureRate) {
+            await this.#clock.sleep(this.#s.sinkLatencyMs, signal);
+            throw transientError('flaky request');
+          }
           ({ failed } = await inner.send(events, signal));
         } catch (error) {
           send.end = this.#clock.now();
+          this.#log(`${inc.name} ${name} request of ${records.length} failed: ${String(error)}`);
           return inc.dead ? never() : Promise.reject(error);
         }
         send.end = this.#clock.now();
         const bad = new Set(failed.map((f) => f.index));
+        this.#log(`${inc.name} ${name} acked [${records.filter((_, i) => !bad.has(i)).map((r) => r.label).join(', ')}]${bad.size ? ` failed ${bad.size}` : ''}`);
         records.forEach((r, i) => {
           if (bad.has(i)) return;
           r.acked.add(name);
-          this.#acks[name].push(r);
+          this.#acks[name].push({ r, by: inc });
           this.stats['acks']!++;
         });
         return inc.dead ? never() : { failed };
@@ -566,14 +637,17 @@ export class Fleet {
 
   /** Heals every fault, makes sure a worker runs, writes a last change of every key and waits until the fleet owes nothing. */
   async #quiesce(): Promise<void> {
+    this.#log('healed');
     this.#healed = true;
     this.#sinks.alpha.failRequests(0);
     for (const inc of this.#incarnations) {
       inc.healStalls();
       inc.stopDuring = undefined;
     }
+    // Stalls in flight land (and stops due in their middle come) before the fleet is topped up.
+    await this.#clock.sleep(3 * D);
     if (!this.#incarnations.some((i) => i.live && !i.stopping)) this.#start(this.#incarnations.length % 4);
-    // Long enough for stalls in flight to land and expired leases to be taken.
+    // Long enough for expired leases to be taken and every shard to be read.
     await this.#clock.sleep(4 * D);
     if (this.#s.initialPosition === 'LATEST') {
       // A LATEST shard owes nothing until the fleet delivered from it: keep writing to every open
@@ -585,6 +659,7 @@ export class Fleet {
         await this.#clock.sleep(D);
       }
     }
+    this.#log('last changes');
     this.#tail = true;
     this.#write(Array.from({ length: this.#s.keys }, (_, key) => ({ key, remove: false })));
     const deadline = this.#clock.now() + 60_000;
@@ -620,7 +695,7 @@ export class Fleet {
     this.#judgeOverlap();
     for (const sink of SINKS) {
       const projection = new Map<string, number>();
-      for (const r of this.#acks[sink]) {
+      for (const { r } of this.#acks[sink]) {
         if (r.image === undefined) projection.delete(r.key);
         else projection.set(r.key, r.image);
       }
@@ -639,8 +714,8 @@ export class Fleet {
   #judgeOrder(sink: SinkName): void {
     const index = new Map<string, number>();
     for (const records of this.#byKey.values()) records.forEach((r, i) => index.set(r.seq, i));
-    const perKey = new Map<string, SourceRecord[]>();
-    for (const r of this.#acks[sink]) perKey.set(r.key, [...(perKey.get(r.key) ?? []), r]);
+    const perKey = new Map<string, { r: SourceRecord; by: Incarnation }[]>();
+    for (const ack of this.#acks[sink]) perKey.set(ack.r.key, [...(perKey.get(ack.r.key) ?? []), ack]);
     keys: for (const [key, delivered] of perKey) {
       const source = this.#byKey.get(key) ?? [];
       const owedBetween = (from: number, to: number) => source.slice(from + 1, to).filter((r) => this.#required(r));
@@ -648,9 +723,9 @@ export class Fleet {
       let newest = -1;
       let previous = -1;
       const history: string[] = [];
-      for (const r of delivered) {
+      for (const { r, by } of delivered) {
         const d = index.get(r.seq) as number;
-        history.push(`v${r.label.split(' v')[1]?.split(' ')[0]}`);
+        history.push(`v${r.label.split(' v')[1]?.split(' ')[0]}(${by.name})`);
         const shown = () => history.slice(-12).join(' ');
         if (d > newest) {
           if (previous < newest && owedBetween(previous, newest + 1).length > 0) {
@@ -671,13 +746,28 @@ export class Fleet {
     }
   }
 
-  /** No two workers deliver the same shard at overlapping virtual times. */
+  /**
+   * No two workers deliver the same shard at overlapping virtual times, and once the holder of a
+   * newer lease epoch has begun delivering a shard, no holder of an older one delivers it again.
+   */
   #judgeOverlap(): void {
     const end = this.#clock.now();
     const byShard = new Map<string, Send[]>();
     for (const send of this.#sends) for (const shard of send.shards) byShard.set(shard, [...(byShard.get(shard) ?? []), send]);
     for (const [shard, sends] of byShard) {
       sends.sort((a, b) => a.start - b.start);
+      let newest: Send | undefined;
+      for (const s of sends) {
+        const epoch = s.epochs.get(shard) ?? -1;
+        const newestEpoch = newest?.epochs.get(shard) ?? -1;
+        if (newest && epoch < newestEpoch) {
+          this.#violations.push(
+            `stale owner delivered ${shard}: ${s.inc.name} (lease epoch ${epoch}) sent to ${s.sink} at t=${this.#t(s.start)}, after ${newest.inc.name} (epoch ${newestEpoch}) had begun delivering it at t=${this.#t(newest.start)}`,
+          );
+          break;
+        }
+        if (!newest || epoch > newestEpoch) newest = s;
+      }
       const open: Send[] = [];
       for (const s of sends) {
         for (let i = open.length - 1; i >= 0; i--) if ((open[i]?.end ?? end) <= s.start) open.splice(i, 1);
