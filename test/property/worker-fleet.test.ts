@@ -52,8 +52,8 @@ const check = async (name: string, profile: Profile, defaultRuns: number) => {
 };
 
 describe('Worker fleet against a reference model', () => {
-  it('survives crashes, restarts, stops, splits, trims and sink failures, from TRIM_HORIZON or LATEST', () => check('lifecycle', profiles.lifecycle, 30), 120_000);
-  it('fences deliveries in time when renewals, checkpoints and discovery stall', () => check('stalls', profiles.stalls, 30), 120_000);
-  it('stops cleanly while lease calls hang', () => check('shutdown', profiles.shutdown, 30), 120_000);
-  it('holds every invariant with all faults mixed', () => check('everything', profiles.everything, 20), 120_000);
+  it('survives crashes, restarts, stops, splits, trims and sink failures, from TRIM_HORIZON or LATEST', () => check('lifecycle', profiles.lifecycle, 50), 120_000);
+  it('fences deliveries in time when renewals, checkpoints and discovery stall', () => check('stalls', profiles.stalls, 50), 120_000);
+  it('stops cleanly while lease calls hang', () => check('shutdown', profiles.shutdown, 50), 120_000);
+  it('holds every invariant with all faults mixed', () => check('everything', profiles.everything, 40), 120_000);
 });

@@ -1,5 +1,5 @@
 import { defineApp, route } from '../../src/index.js';
-import type { ChangeEvent, Clock, Sink, SinkFailure } from '../../src/index.js';
+import type { ChangeEvent, Clock, Logger, Sink, SinkFailure } from '../../src/index.js';
 import { FakeClock, MemoryLeaseStore, MemorySink, permanentError, ScriptedStreams, silentLogger, streamRecords, transientError } from '../../src/testing/index.js';
 import { Worker } from '../../src/worker/worker.js';
 import type { Lease, LeaseStore, NewLease, StreamsApi } from '../../src/worker/ports.js';
@@ -90,6 +90,13 @@ class Incarnation {
 
   /** Per shard, the lease counter of this worker's last take: the epoch its deliveries belong to. */
   readonly epochs = new Map<string, number>();
+  /** Per shard, this worker's lease calls asked for and not landed yet (a hung lease table). */
+  readonly outstanding = new Map<string, number>();
+
+  /** True when a call about the shard's lease is still on its way. */
+  waitingOn(shardId: string): boolean {
+    return (this.outstanding.get(shardId) ?? 0) > 0;
+  }
   /** A stop() to make halfway through the next stalled call of this kind. */
   stopDuring: string | undefined;
 
@@ -338,7 +345,7 @@ export class Fleet {
       streams: this.#streamsDoor(inc),
       leases: this.#leaseDoor(inc),
       workerId,
-      logger: silentLogger,
+      logger: this.trace ? this.#traceLogger(inc.name, {}) : silentLogger,
       clock: this.#clockDoor(inc),
       leaseDurationMs: D,
       pollIntervalMs: this.#s.pollIntervalMs,
@@ -362,16 +369,29 @@ export class Fleet {
     inc.worker.stop().then(
       () => {
         inc.stoppedOp = ++this.#op;
-        this.#log(`${inc.name} stop() resolved`);
-        // A finished shard's lease may be released a little later: nobody needs to resume it.
+        this.#log(`${inc.name} stop() resolved (lease calls on their way: ${JSON.stringify([...inc.outstanding].filter(([, n]) => n > 0))})`);
+        // Unless a call about the lease still hangs (a stop() need not wait for a lease table that
+        // does not answer: the lease expires instead), or the shard is finished: nobody resumes it.
         for (const [shard, holder] of this.#holder) {
-          if (holder === inc && this.#leases.get(this.#records.streamArn, shard)?.checkpoint !== 'SHARD_END') {
+          if (holder === inc && !inc.waitingOn(shard) && this.#leases.get(this.#records.streamArn, shard)?.checkpoint !== 'SHARD_END') {
             this.#violations.push(`worker ${inc.name}: stop() resolved while it still held the lease of ${shard} (not released)`);
           }
         }
       },
       (error: unknown) => this.#violations.push(`worker ${inc.name}: stop() rejected: ${String(error)}`),
     );
+  }
+
+  /** The workers' own log lines, in the trace (info and above). */
+  #traceLogger(name: string, bindings: Record<string, unknown>): Logger {
+    const at =
+      (level: string) =>
+      (a: object | string, b?: string): void => {
+        if (level === 'debug') return;
+        const [obj, msg] = typeof a === 'string' ? [{}, a] : [a, b ?? ''];
+        this.#log(`${name} log ${level}: ${msg} ${JSON.stringify({ ...bindings, ...obj })}`);
+      };
+    return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), child: (more) => this.#traceLogger(name, { ...bindings, ...more }) };
   }
 
   #clockDoor(inc: Incarnation): Clock {
@@ -391,6 +411,8 @@ export class Fleet {
   /** One call of a worker: frozen when it is dead, held back when a stall was scheduled for it; a held-back call still lands. */
   async #call<T>(inc: Incarnation, call: LeaseCall | StreamsCall | 'remove', fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
     if (inc.dead) return never();
+    // A call already on its way when stop() resolved may land later; a new one may not start.
+    if (call === 'take' || call === 'renew' || call === 'checkpoint') this.#afterStop(inc, `asked the lease table to ${call}`);
     const ms = inc.takeStall(call);
     if (ms !== undefined) {
       this.stats['stalls']!++;
@@ -421,36 +443,48 @@ export class Fleet {
 
   #leaseDoor(inc: Incarnation): LeaseStore {
     const base = this.#leases;
+    /** A call about one lease: counted as outstanding from the moment it is asked until it lands. */
+    const about = <T>(call: LeaseCall, shardId: string, fn: () => Promise<T>): Promise<T> => {
+      inc.outstanding.set(shardId, (inc.outstanding.get(shardId) ?? 0) + 1);
+      this.#log(`${inc.name} asks to ${call} ${shardId}`);
+      return this.#call(inc, call, async () => {
+        inc.outstanding.set(shardId, (inc.outstanding.get(shardId) ?? 1) - 1);
+        return fn();
+      });
+    };
     return {
-      create: (lease: NewLease) => this.#call(inc, 'create', () => base.create(lease)),
+      create: (lease: NewLease) =>
+        this.#call(inc, 'create', async () => {
+          const created = await base.create(lease);
+          if (created) this.#log(`${inc.name} create ${lease.shardId} at ${lease.checkpoint} (parents ${lease.parents.join(',') || 'none'})`);
+          return created;
+        }),
       list: (streamArn: string) => this.#call(inc, 'list', () => base.list(streamArn)),
       take: (lease: Lease, owner: string) =>
-        this.#call(inc, 'take', async () => {
+        about('take', lease.shardId, async () => {
           const taken = await base.take(lease, owner);
           this.#log(`${inc.name} take ${lease.shardId} (counter ${lease.counter}, owner ${lease.owner}): ${taken ? 'taken' : 'refused'}`);
           if (taken) {
-            this.#afterStop(inc, `took the lease of ${lease.shardId}`);
             this.#holder.set(lease.shardId, inc);
             inc.epochs.set(lease.shardId, taken.counter);
           }
           return taken;
         }),
       renew: (lease: Lease) =>
-        this.#call(inc, 'renew', async () => {
+        about('renew', lease.shardId, async () => {
           const renewed = await base.renew(lease);
           if (!renewed) this.#log(`${inc.name} renew ${lease.shardId}: refused`);
-          if (renewed) this.#afterStop(inc, `renewed the lease of ${lease.shardId}`);
           return renewed;
         }),
       checkpoint: (lease: Lease, checkpoint: string, doneAbove: readonly string[]) =>
-        this.#call(inc, 'checkpoint', async () => {
+        about('checkpoint', lease.shardId, async () => {
           const ok = await base.checkpoint(lease, checkpoint, doneAbove);
           this.#log(`${inc.name} checkpoint ${lease.shardId} ${checkpoint} doneAbove [${doneAbove.map((x) => x.slice(-6)).join(',')}]: ${ok ? 'ok' : 'refused'}`);
           if (ok) this.#checkpointed(inc, lease.shardId, checkpoint, doneAbove);
           return ok;
         }),
       release: (lease: Lease) =>
-        this.#call(inc, 'release', async () => {
+        about('release', lease.shardId, async () => {
           const ok = await base.release(lease);
           this.#log(`${inc.name} release ${lease.shardId}: ${ok ? 'ok' : 'refused'}`);
           if (ok && this.#holder.get(lease.shardId) === inc) this.#holder.delete(lease.shardId);
@@ -557,7 +591,6 @@ export class Fleet {
   }
 
   #checkpointed(inc: Incarnation, shardId: string, checkpoint: string, doneAbove: readonly string[]): void {
-    this.#afterStop(inc, `wrote checkpoint ${checkpoint} of ${shardId}`);
     this.stats['checkpoints']!++;
     const shard = this.#shards.get(shardId);
     if (!shard) return;
@@ -679,6 +712,12 @@ export class Fleet {
 
   #judge(): void {
     const v = this.#violations;
+    // A stopped worker leaves no lease behind, not even one whose take landed after stop() resolved.
+    for (const [shard, holder] of this.#holder) {
+      if (holder.stoppedOp !== undefined && !holder.waitingOn(shard) && this.#leases.get(this.#records.streamArn, shard)?.checkpoint !== 'SHARD_END') {
+        v.push(`worker ${holder.name}: still held the lease of ${shard} at the end, after its stop() resolved (never released)`);
+      }
+    }
     // Nothing lost.
     for (const r of this.#bySeq.values()) {
       if (!this.#required(r)) continue;
