@@ -20,7 +20,7 @@ import type { Profile, Scenario } from './worker-fleet-scenarios.js';
  */
 
 /** How long shrinking a counterexample may take before the best one so far is reported. */
-const SHRINK_MS = Number(process.env.FUZZ_SHRINK_MS ?? 40_000);
+const SHRINK_MS = Number(process.env.FUZZ_SHRINK_MS ?? 20_000);
 
 const fleetProperty = (profile: Profile, totals: Record<string, number>) =>
   fc.asyncProperty(scenarioArb(profile), async (scenario: Scenario) => {
