@@ -188,7 +188,7 @@ const never = new Promise<never>(() => {});
  *
  * @example
  * const { checkpoint, invocations } = await simulateRandomEventSourceMapping({
- *   records, clock, random: seeded(42), startInstance: () => createStreamHandler(app, { clock }),
+ *   records, clock, random: seededRandom(42), startInstance: () => createStreamHandler(app, { clock }),
  * });
  */
 export const simulateRandomEventSourceMapping = async (options: RandomEventSourceMappingOptions): Promise<RandomEventSourceMappingResult> => {

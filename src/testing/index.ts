@@ -17,3 +17,4 @@ export type {
 } from './event-source-mapping.js';
 export { MemoryLeaseStore } from './memory-lease-store.js';
 export { ScriptedStreams, type ScriptedStreamsCalls, type ScriptedStreamsOptions } from './scripted-streams.js';
+export { seededRandom } from './random.js';

@@ -1,3 +1,4 @@
+import { seededRandom } from '../../src/testing/index.js';
 /**
  * Chaos run of the worker shape. Prints JSON lines; the last one is
  *   {"chaos":"worker","changes":N,"lost":N,"orderViolations":N,"unfinishedReplays":N,"staleLast":N,"duplicates":N,"kills":N,"replicaDiffs":N}
@@ -112,17 +113,6 @@ export interface ChaosResult extends DeliveryCheck {
   readonly replicaMs: number;
 }
 
-/** mulberry32: a small seeded generator, so a failing run can be repeated. */
-const seeded = (seed: number) => {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-};
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const between = (random: () => number, [min, max]: readonly [number, number]) => min + random() * (max - min);
@@ -182,7 +172,7 @@ export const runChaos = async (options: ChaosOptions = {}): Promise<ChaosResult>
   const removeShare = options.removeShare ?? 0.05;
   const projectionConcurrency = options.projectionConcurrency ?? 8;
   const report = options.report ?? (() => {});
-  const random = seeded(options.seed ?? 1);
+  const random = seededRandom(options.seed ?? 1);
   const started = Date.now();
 
   let local: DynamoDbLocal | undefined;
@@ -252,7 +242,7 @@ export const runChaos = async (options: ChaosOptions = {}): Promise<ChaosResult>
     const writeStart = Date.now();
     const writer = async (index: number) => {
       const own = Array.from({ length: keys }, (_, k) => k).filter((k) => k % writerCount === index);
-      const mine = seeded((options.seed ?? 1) * 1000 + index);
+      const mine = seededRandom((options.seed ?? 1) * 1000 + index);
       while (issued < changes) {
         const n = issued++;
         const due = writeStart + (n * 1000) / writesPerSec;

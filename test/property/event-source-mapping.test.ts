@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { BatchResponse, StreamEventLike } from '../../src/lambda/index.js';
-import { FakeClock, simulateRandomEventSourceMapping, streamRecords } from '../../src/testing/index.js';
+import { FakeClock, seededRandom, simulateRandomEventSourceMapping, streamRecords } from '../../src/testing/index.js';
 import type { LambdaStreamRecord } from '../../src/testing/index.js';
-import { runCase, seeded } from './lambda-model.js';
+import { runCase } from './lambda-model.js';
 import type { Scenario } from './lambda-model.js';
 
 /** n inserts whose sequence numbers go from 18 digits to 19 halfway. */
@@ -35,7 +35,7 @@ describe('simulateRandomEventSourceMapping', () => {
     const started: number[] = [];
 
     // Act
-    const result = await simulateRandomEventSourceMapping({ records, clock: new FakeClock(), random: seeded(3), maxBatchSize: 30, coldStartRate: 0.3, crashRate: 0, startInstance: (n) => (started.push(n), handler) });
+    const result = await simulateRandomEventSourceMapping({ records, clock: new FakeClock(), random: seededRandom(3), maxBatchSize: 30, coldStartRate: 0.3, crashRate: 0, startInstance: (n) => (started.push(n), handler) });
 
     // Assess: every record was delivered from the checkpoint on; the retry started at record 19.
     expect(result.checkpoint).toBe(40);
@@ -56,7 +56,7 @@ describe('simulateRandomEventSourceMapping', () => {
     const startInstance = (n: number) => async (): Promise<BatchResponse> => (n === 0 ? new Promise<BatchResponse>(() => {}) : { batchItemFailures: [] });
 
     // Act
-    const result = await simulateRandomEventSourceMapping({ records, clock: new FakeClock(), random: seeded(1), maxBatchSize: 10, timeoutMs: 5000, coldStartRate: 0, crashRate: 0, startInstance, stopInstance: (n) => stopped.push(n) });
+    const result = await simulateRandomEventSourceMapping({ records, clock: new FakeClock(), random: seededRandom(1), maxBatchSize: 10, timeoutMs: 5000, coldStartRate: 0, crashRate: 0, startInstance, stopInstance: (n) => stopped.push(n) });
 
     // Assess
     expect(result.invocations[0]).toMatchObject({ instance: 0, result: 'timeout', checkpoint: 0, durationMs: 5000 });
@@ -69,7 +69,7 @@ describe('simulateRandomEventSourceMapping', () => {
     const records = shard(5);
     const handler = async (): Promise<BatchResponse> => ({ batchItemFailures: [{ itemIdentifier: '12345' }] });
 
-    const result = await simulateRandomEventSourceMapping({ records, clock: new FakeClock(), random: seeded(2), crashRate: 0, maxStalled: 7, startInstance: () => handler });
+    const result = await simulateRandomEventSourceMapping({ records, clock: new FakeClock(), random: seededRandom(2), crashRate: 0, maxStalled: 7, startInstance: () => handler });
 
     expect(result.invocations.map((i) => i.result)).toEqual(new Array(7).fill('retry-all'));
     expect(result).toMatchObject({ checkpoint: 0, stalled: true });

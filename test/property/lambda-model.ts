@@ -1,3 +1,4 @@
+import { seededRandom } from '../../src/testing/index.js';
 /**
  * The model-based check of the Lambda shape: a random workload (hot and cold items, inserts,
  * modifies and removes with a Version), random sinks, dead-letter queue, progress store and
@@ -107,17 +108,6 @@ export const scenario: fc.Arbitrary<Scenario> = fc.record({
   crashRate: fc.oneof({ weight: 2, arbitrary: fc.constant(0) }, { weight: 2, arbitrary: rate(0.1) }, { weight: 1, arbitrary: rate(0.3) }),
 });
 
-/** A small seeded generator (mulberry32), so a case replays exactly from its seed. */
-export const seeded = (seed: number): (() => number) => {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-};
 
 // ---------------------------------------------------------------------------------------------
 // The source: the shard's records and what the table holds at the end
@@ -149,7 +139,7 @@ export interface Source {
 const takes = (filter: SinkPlan['filter'], keyNumber: number, hot: boolean): boolean => (filter === 'all' ? true : filter === 'hot' ? hot : keyNumber % 2 === 1);
 
 export const buildSource = (s: Scenario): Source => {
-  const random = seeded(s.seed ^ 0x5eed);
+  const random = seededRandom(s.seed ^ 0x5eed);
   const factory = streamRecords({ table: 'FuzzTable' });
   const versions = new Map<string, number>();
   const exists = new Set<string>();
@@ -228,7 +218,7 @@ export interface RunCaseOptions {
 /** Runs one scenario through the real handler and checks the invariants; returns what broke. */
 export const runCase = async (s: Scenario, options: RunCaseOptions = {}): Promise<CaseResult> => {
   const source = buildSource(s);
-  const random = seeded(s.seed);
+  const random = seededRandom(s.seed);
   const clock = new FakeClock();
   const log: Observation[] = [];
   const violations: string[] = [];

@@ -1,3 +1,4 @@
+import { seededRandom } from '../../src/testing/index.js';
 import { defineApp, route } from '../../src/index.js';
 import type { ChangeEvent, Clock, Logger, Sink, SinkFailure } from '../../src/index.js';
 import { FakeClock, MemoryLeaseStore, MemorySink, permanentError, ScriptedStreams, silentLogger, streamRecords, transientError } from '../../src/testing/index.js';
@@ -23,17 +24,6 @@ type SinkName = (typeof SINKS)[number];
 
 const never = <T>(): Promise<T> => new Promise<T>(() => {});
 
-/** Seeds Math.random for the engine's backoff jitter, so that a scenario replays exactly. */
-const mulberry32 = (seed: number) => {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-};
 
 /** One change in the source, as the model knows it. */
 interface SourceRecord {
@@ -176,7 +166,7 @@ export class Fleet {
       alpha: new MemorySink({ name: 'alpha', maxRecords: 4, preservesOrderWithinRequest: true, latencyMs: scenario.sinkLatencyMs, clock: this.#clock }),
       beta: new MemorySink({ name: 'beta', maxRecords: 3, latencyMs: scenario.sinkLatencyMs, clock: this.#clock }),
     };
-    this.#flaky = mulberry32(scenario.seed ^ 0x2545f491);
+    this.#flaky = seededRandom(scenario.seed ^ 0x2545f491);
     if (scenario.sinkFailureRate > 0) {
       this.#sinks.beta.failWhere(() => !this.#healed && this.#flaky() < scenario.sinkFailureRate, { error: () => transientError('flaky entry') });
     }
@@ -187,7 +177,7 @@ export class Fleet {
   /** Runs the scenario to quiescence and judges it. */
   async run(): Promise<FleetResult> {
     const random = Math.random;
-    Math.random = mulberry32(this.#s.seed);
+    Math.random = seededRandom(this.#s.seed);
     try {
       this.#write(this.#s.initialWrites);
       for (let i = 0; i < this.#s.workers; i++) this.#start(i);
@@ -265,7 +255,7 @@ export class Fleet {
   /** The steady workload: one change to a random key every `writeEveryMs`. */
   async #steadyWrites(going: () => boolean): Promise<void> {
     if (this.#s.writeEveryMs === 0) return;
-    const random = mulberry32(this.#s.seed ^ 0x5bd1e995);
+    const random = seededRandom(this.#s.seed ^ 0x5bd1e995);
     for (;;) {
       await this.#clock.sleep(this.#s.writeEveryMs);
       if (!going()) return;
