@@ -1,5 +1,4 @@
-import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
-import { StringDecoder } from 'node:string_decoder';
+import { NdjsonTail } from '../support/deliveries.js';
 
 /**
  * One line of the chaos run's delivered file, with what the checker and the projection need.
@@ -55,44 +54,8 @@ const toChange = (text: string): LoggedChange | undefined => {
  * lines written since the last one, in file order. A line that is not a change event is counted
  * in `badLines`, never dropped silently.
  */
-export class ChangeLog {
-  readonly path: string;
-  badLines = 0;
-  #offset = 0;
-  #rest = '';
-  readonly #decoder = new StringDecoder('utf8');
-
+export class ChangeLog extends NdjsonTail<LoggedChange> {
   constructor(path: string) {
-    this.path = path;
-  }
-
-  poll(): LoggedChange[] {
-    if (!existsSync(this.path)) return [];
-    const size = statSync(this.path).size;
-    if (size <= this.#offset) return [];
-    const buffer = Buffer.alloc(size - this.#offset);
-    const fd = openSync(this.path, 'r');
-    try {
-      let read = 0;
-      while (read < buffer.length) {
-        const n = readSync(fd, buffer, read, buffer.length - read, this.#offset + read);
-        if (n === 0) break;
-        read += n;
-      }
-      this.#offset += read;
-      this.#rest += this.#decoder.write(buffer.subarray(0, read));
-    } finally {
-      closeSync(fd);
-    }
-    const lines = this.#rest.split('\n');
-    this.#rest = lines.pop() ?? '';
-    const out: LoggedChange[] = [];
-    for (const text of lines) {
-      if (text === '') continue;
-      const change = toChange(text);
-      if (change) out.push(change);
-      else this.badLines++;
-    }
-    return out;
+    super(path, toChange);
   }
 }

@@ -47,21 +47,24 @@ const toDelivery = (text: string): Delivery | undefined => {
 };
 
 /**
- * Reads an NDJSON output file as it grows: each `poll()` returns the complete lines written since
- * the last one, in file order. A line that is not JSON is counted in `badLines`, never dropped silently.
+ * Reads an NDJSON file as it grows: each `poll()` returns what `parse` makes of the complete lines
+ * written since the last one, in file order. A line `parse` rejects (undefined) is counted in
+ * `badLines`, never dropped silently.
  */
-export class DeliveryLog {
+export class NdjsonTail<T> {
   readonly path: string;
   badLines = 0;
+  readonly #parse: (text: string) => T | undefined;
   #offset = 0;
   #rest = '';
   readonly #decoder = new StringDecoder('utf8');
 
-  constructor(path: string) {
+  constructor(path: string, parse: (text: string) => T | undefined) {
     this.path = path;
+    this.#parse = parse;
   }
 
-  poll(): Delivery[] {
+  poll(): T[] {
     if (!existsSync(this.path)) return [];
     const size = statSync(this.path).size;
     if (size <= this.#offset) return [];
@@ -81,14 +84,21 @@ export class DeliveryLog {
     }
     const lines = this.#rest.split('\n');
     this.#rest = lines.pop() ?? '';
-    const out: Delivery[] = [];
+    const out: T[] = [];
     for (const text of lines) {
       if (text === '') continue;
-      const delivery = toDelivery(text);
-      if (delivery) out.push(delivery);
+      const parsed = this.#parse(text);
+      if (parsed !== undefined) out.push(parsed);
       else this.badLines++;
     }
     return out;
+  }
+}
+
+/** The deliveries a worker process's file sink wrote, as the file grows (see {@link NdjsonTail}). */
+export class DeliveryLog extends NdjsonTail<Delivery> {
+  constructor(path: string) {
+    super(path, toDelivery);
   }
 }
 
