@@ -395,8 +395,10 @@ class LateCalls {
 
 /** Waits until `condition` holds or `ms` of the fake clock pass; the caller asserts the condition. */
 const within = async (clock: Clock, ms: number, condition: () => boolean) => {
-  const deadline = clock.now() + ms;
-  await until(() => condition() || clock.now() >= deadline, 20_000);
+  // A timer of its own, so that fake time reaches the end even when nothing else waits on the clock.
+  let passed = false;
+  void clock.sleep(ms).then(() => (passed = true));
+  await until(() => condition() || passed, 20_000);
 };
 
 const shardsDelivered = (log: readonly Delivery[]) => [...new Set(log.flatMap((d) => [...d.shards]))].sort();
@@ -475,7 +477,7 @@ describe('Late lease writes', () => {
 
     // Act: start() returns after the late take; stop at once.
     await a.start();
-    expect(shared.get(STREAM, 'shard-1')?.owner).toBe('a');
+    expect(late.landed.get('take')).toBe(1);
     await a.stop();
 
     // Assess: the lease taken too late to read was released, and counted.
@@ -504,26 +506,36 @@ describe('Late lease writes', () => {
   });
 
   it('releases a lease whose renewal landed after stop() dropped it at the fence, and says which leases it did not release', async () => {
-    // Prepare: a holds shard-1; its renewals then hang until the test lets them land.
-    const clock = keepTimeMoving(new FakeClock());
+    // Prepare: a holds shard-1; the first renewal after a delivery hangs until the test lets it
+    // land, and stop() is called as it is sent.
+    const clock = new FakeClock();
     const records = streamRecords();
     const streams = new ScriptedStreams({ streamArn: STREAM }).addShard({ shardId: 'shard-1' }).append('shard-1', changes(records, 1, 3));
     const shared = new MemoryLeaseStore();
-    const staller = new Staller();
     const logger = memoryLogger();
     const log: Delivery[] = [];
-    const a = makeWorker({ workerId: 'a', clock, streams, leases: staller.wrap<LeaseStore>(shared), sink: timedSink('a', clock, log, 10), logger });
+    let land!: () => void;
+    const landing = new Promise<void>((r) => (land = r));
+    let stopped: Promise<void> | undefined;
+    let renewed = 0;
+    const late = new LateCalls(clock).hold(
+      'renew',
+      async () => {
+        renewed = shared.calls.renew;
+        stopped = a.stop();
+        await landing;
+      },
+      () => log.length > 0,
+    );
+    const a = makeWorker({ workerId: 'a', clock, streams, leases: late.wrap(shared), sink: timedSink('a', clock, log, 10), logger });
     await a.start();
-    await until(() => log.length > 0);
-    staller.stall('renew');
-    const renewed = shared.calls.renew;
-    await until(() => staller.hanging.get('renew') === 1);
 
-    // Act: stop while the renewal hangs (the keeper drops the lease at the fence), then let it land.
-    await a.stop();
+    // Act: stop() resolves while the renewal hangs (the keeper drops the lease at the fence); then it lands.
+    await until(() => stopped !== undefined);
+    await stopped;
     const ownerAtStop = shared.get(STREAM, 'shard-1')?.owner;
-    staller.resume('renew');
-    await within(clock, D / 2, () => shared.calls.renew === renewed + 1 && shared.get(STREAM, 'shard-1')?.owner === undefined);
+    land();
+    await within(clock, D, () => shared.calls.renew === renewed + 1 && shared.get(STREAM, 'shard-1')?.owner === undefined);
 
     // Assess: the renewal landed and the lease was then released; stop() did not claim it released.
     expect(ownerAtStop).toBe('a');
