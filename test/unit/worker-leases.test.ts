@@ -544,4 +544,47 @@ describe('Late lease writes', () => {
     expect(logger.entries.map((e) => e.msg)).not.toContain('worker stopped; leases released');
     expect(logger.entries.find((e) => e.msg.startsWith('worker stopped'))?.obj).toMatchObject({ unreleased: ['shard-1'] });
   });
+
+  it('releases a lease whose renewal landed after the fence a lease duration after the renewal before, so it is read again sooner than by expiry and never by two at once', async () => {
+    // Prepare: a holds shard-1 with records coming; b waits for a lease. a's first renewal after
+    // b started hangs for 0.45 D: it is dropped at the fence (D/2 after the renewal before) and lands
+    // soon after (at 0.62 D).
+    const clock = new FakeClock();
+    const records = streamRecords();
+    const streams = new ScriptedStreams({ streamArn: STREAM }).addShard({ shardId: 'shard-1' }).append('shard-1', changes(records, 1, 400));
+    const shared = new MemoryLeaseStore();
+    const log: Delivery[] = [];
+    let bStarted = false;
+    let hungAt = 0;
+    const late = new LateCalls(clock).hold(
+      'renew',
+      async () => {
+        hungAt = clock.now();
+        await clock.sleep(0.45 * D);
+      },
+      () => bStarted,
+    );
+    const a = makeWorker({ workerId: 'a', clock, streams, leases: late.wrap(shared), sink: timedSink('a', clock, log, 100), maxRecordsPerRead: 10 });
+    await a.start();
+    await until(() => log.length > 3);
+    const b = makeWorker({ workerId: 'b', clock, streams, leases: shared, sink: timedSink('b', clock, log, 100), maxRecordsPerRead: 10 });
+    await b.start();
+    bStarted = true;
+
+    // Act
+    const fence = () => hungAt - D / 6 + D / 2;
+    const resumed = () => log.filter((d) => hungAt > 0 && d.start >= fence()).map((d) => d.start);
+    await within(clock, 4 * D, () => resumed().length > 0);
+
+    // Assess: a's renewal before the hung one was sent D/6 before it; no delivery ran from the
+    // fence until D after that renewal (when a peer could have taken the dropped lease anyway),
+    // then the released lease was read again (by a or b) well before the late renewal's counter
+    // would have expired (about 1.5 D after the hung renewal was sent); never by both at once.
+    expect(hungAt).toBeGreaterThan(0);
+    expect(Math.min(...resumed())).toBeGreaterThanOrEqual(hungAt - D / 6 + D);
+    expect(Math.min(...resumed())).toBeLessThan(hungAt + 1.25 * D);
+    expect(overlaps(log)).toEqual([]);
+    expect(a.counters.leasesLost).toBe(1);
+    expect(a.counters.leasesReleased).toBe(1);
+  });
 });
