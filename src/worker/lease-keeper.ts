@@ -75,7 +75,8 @@ interface Kept {
 /**
  * Keeps this worker's leases: renews each on a timer of its own that nothing else awaits (not
  * discovery, listing, taking, nor another lease's writes), judges whether a lease is fresh enough
- * for a delivery to start, and drops one that went unrenewed past the fence. A lease's writes
+ * for a delivery to start, and drops one that went unrenewed past the fence. A lease that a late
+ * take or renewal leaves to this worker although it keeps none is released (docs/lease-table.md). A lease's writes
  * (renewals, checkpoints, its release) are all conditional on its counter, so they go one at a
  * time; a renewal goes before waiting checkpoints, and a checkpoint that hangs is given up on once
  * the renewal is overdue, so a slow checkpoint cannot hold the renewal past the fence.
