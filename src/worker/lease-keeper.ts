@@ -19,6 +19,14 @@ export interface LeaseKeeperOptions {
   readonly leaseDurationMs: number;
   /** Called once for a lease that is lost: a write was refused, or it went unrenewed past the fence. */
   readonly onLost: (shardId: string, why: string) => void;
+  /**
+   * Resolves once nothing of this worker delivers the shard any more (its reader, aborted when the
+   * lease was lost, has finished). A lease that is held again by a late write is released only then.
+   * @default resolves at once
+   */
+  readonly quiet?: (shardId: string) => Promise<void>;
+  /** Called when a lease that a late take or renewal left to this worker was released. @default none */
+  readonly onStrayReleased?: (shardId: string) => void;
 }
 
 /** Thrown to a checkpoint writer when the write did not happen and may be tried again. */
@@ -67,7 +75,8 @@ interface Kept {
 /**
  * Keeps this worker's leases: renews each on a timer of its own that nothing else awaits (not
  * discovery, listing, taking, nor another lease's writes), judges whether a lease is fresh enough
- * for a delivery to start, and drops one that went unrenewed past the fence. A lease's writes
+ * for a delivery to start, and drops one that went unrenewed past the fence. A lease that a late
+ * take or renewal leaves to this worker although it keeps none is released (docs/lease-table.md). A lease's writes
  * (renewals, checkpoints, its release) are all conditional on its counter, so they go one at a
  * time; a renewal goes before waiting checkpoints, and a checkpoint that hangs is given up on once
  * the renewal is overdue, so a slow checkpoint cannot hold the renewal past the fence.
@@ -80,6 +89,12 @@ export class LeaseKeeper {
   readonly #stop = new AbortController();
   #wake = new AbortController();
   #loop: Promise<void> | undefined;
+  /** Renewals on their way, of kept leases and of leases dropped meanwhile. */
+  readonly #renewals = new Set<Kept>();
+  /** Releases of stray leases (held again by a late write after being dropped), by shard. */
+  readonly #strays = new Map<string, Promise<void>>();
+  /** Stray leases whose release failed or went unanswered: they expire instead. */
+  readonly #expiring = new Set<string>();
 
   constructor(options: LeaseKeeperOptions) {
     this.#o = options;
@@ -92,18 +107,43 @@ export class LeaseKeeper {
     this.#loop ??= this.#run();
   }
 
-  /** Stops the timer and forgets every lease (release them first). */
+  /**
+   * Stops the timer and forgets every lease (release them first). Stray releases under way are sent
+   * at once and waited for; a renewal still unanswered is not: if it lands, its lease is released then.
+   */
   async stop(): Promise<void> {
     this.#stop.abort();
     this.#wake.abort();
     this.#kept.clear();
     await this.#loop;
+    await Promise.all(this.#strays.values());
   }
 
-  /** Keeps a lease this worker just took; `sentAt` is when the take request was sent. */
-  add(lease: Lease, sentAt: number): void {
+  /**
+   * Shards whose lease this worker may still hold in the table although it keeps none: a renewal
+   * of a dropped lease still unanswered (released if it lands), a stray release under way, or one
+   * that failed (the lease expires instead).
+   */
+  unsettled(): string[] {
+    const shards = new Set([...this.#strays.keys(), ...this.#expiring]);
+    for (const kept of this.#renewals) if (this.#kept.get(kept.lease.shardId) !== kept) shards.add(kept.lease.shardId);
+    return [...shards].sort();
+  }
+
+  /**
+   * Keeps a lease this worker just took; `sentAt` is when the take request was sent. False when the
+   * take came back too late to be fresh (past the fence): then the lease is not kept but released,
+   * at `quietAt` at the earliest (when its previous holder surely stopped delivering; stop() cuts
+   * that wait short), so that a peer or this worker takes it at once rather than a lease duration later.
+   */
+  add(lease: Lease, sentAt: number, quietAt = sentAt): boolean {
+    if (this.#o.clock.now() - sentAt >= this.#fenceMs) {
+      this.#releaseStray(lease, quietAt, 'lease take answered past the fence; released rather than read');
+      return false;
+    }
     this.#kept.set(lease.shardId, { lease, renewedAt: sentAt, attemptedAt: sentAt, renewing: false, releasing: false, busy: false, queue: [], abandoned: false });
     this.#wake.abort();
+    return true;
   }
 
   /** The lease as this worker holds it, or `undefined` when it holds none for the shard. */
@@ -223,9 +263,18 @@ export class LeaseKeeper {
       if (!(await this.#acquire(kept, true))) return;
       const sentAt = this.#o.clock.now();
       kept.attemptedAt = sentAt;
+      this.#renewals.add(kept);
       try {
-        const renewed = await this.#o.store.renew(kept.lease);
-        if (this.#kept.get(kept.lease.shardId) !== kept) return;
+        const renewed = await this.#o.store.renew(kept.lease).finally(() => this.#renewals.delete(kept));
+        if (this.#kept.get(kept.lease.shardId) !== kept) {
+          // Dropped (at the fence, or by stop()) while the renewal was on its way, and it landed:
+          // the lease is this worker's again in the table. Release it rather than leave it to
+          // expire a lease duration after peers see it; not before a peer could have taken the
+          // dropped lease anyway (a lease duration after the last renewal before), so an aborted
+          // delivery's request still on the wire gets the margin of docs/lease-table.md.
+          if (renewed) this.#releaseStray(renewed, kept.renewedAt + this.#o.leaseDurationMs, 'lease renewal landed after the lease was dropped; released');
+          return;
+        }
         if (!renewed) return this.#lose(kept, 'lease taken by another worker');
         // Fresh from when the request was sent: the write landed after that, so peers saw the new
         // counter no earlier. A renewal that lands late only moves the counter; see docs/lease-table.md.
@@ -241,6 +290,44 @@ export class LeaseKeeper {
       kept.renewing = false;
       this.#wake.abort();
     }
+  }
+
+  /**
+   * Releases a lease this worker holds in the table but keeps no more (a late take or renewal
+   * landed), conditional on the counter that write set: once its reader has finished and `notBefore`
+   * has come (or the keeper stops). A refusal means someone moved it meanwhile: nothing to do.
+   */
+  #releaseStray(lease: Lease, notBefore: number, what: string): void {
+    const { shardId } = lease;
+    const { clock, logger, store } = this.#o;
+    const previous = this.#strays.get(shardId) ?? Promise.resolve();
+    const done = (async () => {
+      await previous;
+      await this.#o.quiet?.(shardId);
+      const wait = notBefore - clock.now();
+      if (wait > 0 && !this.#stop.signal.aborted) await clock.sleep(wait, this.#stop.signal).catch(() => {});
+      let released = false;
+      try {
+        const outcome = await within(clock, store.release(lease), this.#fenceMs);
+        released = !outcome.late && outcome.value;
+        if (outcome.late) this.#expiring.add(shardId);
+      } catch (error) {
+        this.#expiring.add(shardId);
+        logger.warn({ err: describeError(error), shardId }, `${what}, but the release failed; it expires instead`);
+        return;
+      }
+      if (released) {
+        this.#expiring.delete(shardId);
+        logger.info({ shardId }, what);
+        this.#o.onStrayReleased?.(shardId);
+      } else if (this.#expiring.has(shardId)) {
+        logger.warn({ shardId }, `${what}, but the release went unanswered; it expires instead`);
+      }
+    })();
+    this.#strays.set(shardId, done);
+    void done.finally(() => {
+      if (this.#strays.get(shardId) === done) this.#strays.delete(shardId);
+    });
   }
 
   /** Waits for the lease's turn to write; false when it was lost or forgotten meanwhile. */

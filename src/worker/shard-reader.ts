@@ -212,7 +212,9 @@ export class ShardReader {
       // Every record of the closed shard is done: its children may start.
       this.checkpoint = 'SHARD_END';
       this.#doneAbove.clear();
-      if (await this.#writeCheckpoint()) {
+      // Until SHARD_END is written the children are not read: a write given up on (its answer may
+      // still come, accepted or refused) is written again, until it is or the lease is lost.
+      if (await this.#writeFinalCheckpoint()) {
         this.state = 'ended';
         this.#log.info({}, 'shard ended; checkpoint at SHARD_END');
         this.#host.shardEnded(this.shardId);
@@ -221,8 +223,25 @@ export class ShardReader {
     }
     if (this.state === 'failed') return;
     this.state = 'draining';
-    await this.#writeCheckpoint();
+    await this.#writeFinalCheckpoint();
     this.state = 'stopped';
+  }
+
+  /**
+   * Writes the checkpoint, trying again after the poll interval until it is written, the lease is
+   * lost, or the reader is aborted (lease dropped, or the drain timed out). A write that failed or
+   * was given up on says nothing about the lease: giving up would leave it held with an older
+   * checkpoint (for SHARD_END: with children nobody reads). True when written.
+   */
+  async #writeFinalCheckpoint(): Promise<boolean> {
+    const aborted = this.#abort.signal;
+    for (;;) {
+      if (await this.#writeCheckpoint()) return true;
+      if (aborted.aborted) return false;
+      // The stop signal is already aborted when draining: wait on the abort signal instead.
+      await this.#host.clock.sleep(this.#host.pollIntervalMs, aborted).catch(() => {});
+      if (aborted.aborted) return false;
+    }
   }
 
   /**

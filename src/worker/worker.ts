@@ -149,6 +149,10 @@ export class Worker {
   readonly #observer: LeaseObserver;
   /** The reader of each shard this worker holds; the keeper holds the leases themselves. */
   readonly #readers = new Map<string, ShardReader>();
+  /** Per shard, the `finished` of its reader stopped because the lease was lost, until it has finished. */
+  readonly #retired = new Map<string, Promise<void>>();
+  /** Shards whose take is on its way. */
+  readonly #taking = new Set<string>();
   #leases: Lease[] = [];
   #started = false;
   #stopping = false;
@@ -189,7 +193,17 @@ export class Worker {
     this.#clock = options.clock ?? systemClock;
     this.#log = (options.logger ?? createLogger()).child({ workerId: this.workerId });
     this.#engine = new Engine({ app: options.app, logger: this.#log, clock: this.#clock, ...(options.observer ? { observer: options.observer } : {}) });
-    this.#keeper = new LeaseKeeper({ store: this.#o.leases, clock: this.#clock, logger: this.#log, leaseDurationMs, onLost: (shardId, why) => this.#stopReader(shardId, why) });
+    this.#keeper = new LeaseKeeper({
+      store: this.#o.leases,
+      clock: this.#clock,
+      logger: this.#log,
+      leaseDurationMs,
+      onLost: (shardId, why) => this.#stopReader(shardId, why),
+      quiet: (shardId) => this.#retired.get(shardId) ?? Promise.resolve(),
+      onStrayReleased: () => {
+        this.counters.leasesReleased++;
+      },
+    });
     this.#discovery = new ShardDiscovery({
       streamArn: this.#o.streamArn,
       streams: this.#o.streams,
@@ -316,7 +330,8 @@ export class Worker {
     // delivering (balance) is read only once that holder's fence has surely passed.
     const sentAt = this.#clock.now();
     const quietAt = lease.owner ? this.#observer.quietAt(lease) : sentAt;
-    const taken = await this.#o.leases.take(lease, this.workerId);
+    this.#taking.add(lease.shardId);
+    const taken = await this.#o.leases.take(lease, this.workerId).finally(() => this.#taking.delete(lease.shardId));
     if (!taken) return;
     this.counters.leasesTaken++;
     if (this.#stopping) {
@@ -330,8 +345,9 @@ export class Worker {
       );
       return;
     }
+    // A take answered past the fence is not fresh: the keeper releases it instead (see add()).
+    if (!this.#keeper.add(taken, sentAt, quietAt)) return;
     this.#log.info({ shardId: lease.shardId, from: lease.owner, why, checkpoint: taken.checkpoint }, 'lease taken');
-    this.#keeper.add(taken, sentAt);
     this.#readers.set(lease.shardId, new ShardReader(this.#readerHost(), taken, Math.max(0, quietAt - this.#clock.now())));
   }
 
@@ -365,6 +381,11 @@ export class Worker {
     this.#readers.delete(shardId);
     this.counters.leasesLost++;
     reader.abort();
+    const finished = reader.finished;
+    this.#retired.set(shardId, finished);
+    void finished.then(() => {
+      if (this.#retired.get(shardId) === finished) this.#retired.delete(shardId);
+    });
     this.#log.warn({ shardId }, `${why}; shard reader stopped`);
   }
 
@@ -374,12 +395,13 @@ export class Worker {
     await this.#release(shardId);
   }
 
-  async #release(shardId: string): Promise<void> {
-    if (!this.#readers.delete(shardId)) return;
-    if (await this.#keeper.release(shardId)) {
-      this.counters.leasesReleased++;
-      this.#log.info({ shardId }, 'lease released');
-    }
+  /** True when released, or when this worker did not hold it. */
+  async #release(shardId: string): Promise<boolean> {
+    if (!this.#readers.delete(shardId)) return true;
+    if (!(await this.#keeper.release(shardId))) return false;
+    this.counters.leasesReleased++;
+    this.#log.info({ shardId }, 'lease released');
+    return true;
   }
 
   async #shutdown(): Promise<void> {
@@ -405,8 +427,13 @@ export class Worker {
       for (const reader of readers) reader.abort();
       await Promise.all(readers.map((r) => r.finished));
     }
-    await Promise.all([...this.#readers.keys()].map((shardId) => this.#release(shardId)));
+    const shards = [...this.#readers.keys()];
+    const released = await Promise.all(shards.map((shardId) => this.#release(shardId)));
     await this.#keeper.stop();
-    this.#log.info({}, 'worker stopped; leases released');
+    // Only what was released is said to be: a lease whose release failed, or that a call still on
+    // its way may leave to this worker (a take, or a renewal of a lease dropped at the fence), expires.
+    const unreleased = [...new Set([...shards.filter((_, i) => !released[i]), ...this.#keeper.unsettled(), ...this.#taking])].sort();
+    if (unreleased.length === 0) this.#log.info({}, 'worker stopped; leases released');
+    else this.#log.warn({ unreleased }, 'worker stopped; leases not released: each expires a lease duration after its last write, or is released if a call about it still on its way lands');
   }
 }

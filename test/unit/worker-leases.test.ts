@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { defineApp, route } from '../../src/index.js';
 import type { ChangeEvent, Clock, Sink } from '../../src/index.js';
-import { FakeClock, MemoryLeaseStore, ScriptedStreams, silentLogger, streamRecords } from '../../src/testing/index.js';
+import { FakeClock, MemoryLeaseStore, memoryLogger, ScriptedStreams, silentLogger, streamRecords } from '../../src/testing/index.js';
 import type { LeaseStore, StreamsApi } from '../../src/worker/ports.js';
 import { Worker } from '../../src/worker/worker.js';
 import type { WorkerOptions } from '../../src/worker/worker.js';
@@ -344,5 +344,247 @@ describe('Worker stop', () => {
     expect(streams.calls.getShardIterator).toBe(0);
     expect(log).toEqual([]);
     expect(shared.get(STREAM, 'shard-1')?.owner).toBeUndefined();
+  });
+});
+
+/**
+ * A lease table whose chosen calls answer late: `delay` holds the next call of a method (whose
+ * arguments `when` picks) for `ms` of the clock's time, then lets it land. `hold` holds one until
+ * `until` resolves.
+ */
+class LateCalls {
+  readonly #rules: { method: string; when: (args: unknown[]) => boolean; wait: () => Promise<unknown> }[] = [];
+  readonly #listeners: { method: string; when: (args: unknown[]) => boolean; resolve: () => void }[] = [];
+  /** Per method, the calls that have landed. */
+  readonly landed = new Map<string, number>();
+
+  constructor(readonly clock: Clock) {}
+
+  delay(method: keyof LeaseStore, ms: number, when: (args: unknown[]) => boolean = () => true): this {
+    return this.hold(method, () => this.clock.sleep(ms), when);
+  }
+
+  /** Resolves when a call of `method` whose arguments `when` picks has landed. */
+  whenLanded(method: keyof LeaseStore, when: (args: unknown[]) => boolean = () => true): Promise<void> {
+    return new Promise((resolve) => this.#listeners.push({ method, when, resolve }));
+  }
+
+  hold(method: keyof LeaseStore, until: () => Promise<unknown>, when: (args: unknown[]) => boolean = () => true): this {
+    this.#rules.push({ method, when, wait: until });
+    return this;
+  }
+
+  wrap(store: LeaseStore): LeaseStore {
+    return new Proxy(store, {
+      get: (t, prop, receiver) => {
+        const value = Reflect.get(t, prop, receiver) as unknown;
+        if (typeof value !== 'function') return value;
+        return async (...args: unknown[]) => {
+          const method = String(prop);
+          const i = this.#rules.findIndex((r) => r.method === method && r.when(args));
+          if (i >= 0) await this.#rules.splice(i, 1)[0]?.wait();
+          const result = (await (value as (...a: unknown[]) => Promise<unknown>).apply(t, args)) as unknown;
+          this.landed.set(method, (this.landed.get(method) ?? 0) + 1);
+          for (const l of this.#listeners) if (l.method === method && l.when(args)) l.resolve();
+          return result;
+        };
+      },
+    }) as LeaseStore;
+  }
+}
+
+/** Waits until `condition` holds or `ms` of the fake clock pass; the caller asserts the condition. */
+const within = async (clock: Clock, ms: number, condition: () => boolean) => {
+  // A timer of its own, so that fake time reaches the end even when nothing else waits on the clock.
+  let passed = false;
+  void clock.sleep(ms).then(() => (passed = true));
+  await until(() => condition() || passed, 20_000);
+};
+
+const shardsDelivered = (log: readonly Delivery[]) => [...new Set(log.flatMap((d) => [...d.shards]))].sort();
+
+describe('Late lease writes', () => {
+  it('writes SHARD_END again when the first write is given up on and then refused, so the children are read', async () => {
+    // Prepare: a holds shard-0; its SHARD_END write will hang for a lease duration.
+    const clock = new FakeClock();
+    const records = streamRecords();
+    const streams = new ScriptedStreams({ streamArn: STREAM }).addShard({ shardId: 'shard-0' }).append('shard-0', changes(records, 0, 2));
+    const shared = new MemoryLeaseStore();
+    const late = new LateCalls(clock).delay('checkpoint', D, ([, checkpoint]) => checkpoint === 'SHARD_END');
+    const log: Delivery[] = [];
+    const a = makeWorker({ workerId: 'a', clock, streams, leases: late.wrap(shared), sink: timedSink('a', clock, log, 10) });
+    await a.start();
+    await until(() => log.length > 0);
+
+    // Act: shard-0 splits; its children get records.
+    streams.split('shard-0', ['shard-1', 'shard-2']);
+    streams.append('shard-1', changes(records, 1, 1)).append('shard-2', changes(records, 2, 1));
+    await within(clock, 10 * D, () => shardsDelivered(log).length === 3 && late.landed.get('checkpoint') === 2);
+
+    // Assess: SHARD_END was written again after a renewal, shard-0 was released, both children
+    // were read; the late write landed too (and was refused: the counter had moved).
+    expect(shardsDelivered(log)).toEqual(['shard-0', 'shard-1', 'shard-2']);
+    expect(shared.get(STREAM, 'shard-0')).toMatchObject({ checkpoint: 'SHARD_END', owner: undefined });
+    expect(late.landed.get('checkpoint')).toBe(2);
+    expect(a.ownedShards.sort()).toEqual(['shard-1', 'shard-2']);
+  });
+
+  it('releases a shard whose SHARD_END write was given up on but landed, so a lone worker takes both children', async () => {
+    // Prepare: the SHARD_END write hangs until the renewal after it is sent, and lands before that renewal.
+    const clock = new FakeClock();
+    const records = streamRecords();
+    const streams = new ScriptedStreams({ streamArn: STREAM }).addShard({ shardId: 'shard-0' }).append('shard-0', changes(records, 0, 2));
+    const shared = new MemoryLeaseStore();
+    const isEnd = ([, checkpoint]: unknown[]) => checkpoint === 'SHARD_END';
+    const late = new LateCalls(clock);
+    const endLanded = late.whenLanded('checkpoint', isEnd);
+    let renewAsked!: () => void;
+    const renewing = new Promise<void>((r) => (renewAsked = r));
+    let endAsked = false;
+    late
+      .hold('checkpoint', async () => {
+        endAsked = true;
+        await renewing;
+      }, isEnd)
+      .hold('renew', async () => {
+        renewAsked();
+        await endLanded;
+      }, () => endAsked);
+    const log: Delivery[] = [];
+    const a = makeWorker({ workerId: 'a', clock, streams, leases: late.wrap(shared), sink: timedSink('a', clock, log, 10) });
+    await a.start();
+    await until(() => log.length > 0);
+
+    // Act
+    streams.split('shard-0', ['shard-1', 'shard-2']);
+    streams.append('shard-1', changes(records, 1, 1)).append('shard-2', changes(records, 2, 1));
+    await within(clock, 10 * D, () => shardsDelivered(log).length === 3);
+
+    // Assess: shard-0 is finished and free, and the one worker reads both children.
+    expect(shared.get(STREAM, 'shard-0')).toMatchObject({ checkpoint: 'SHARD_END', owner: undefined });
+    expect(shardsDelivered(log)).toEqual(['shard-0', 'shard-1', 'shard-2']);
+    expect(a.ownedShards.sort()).toEqual(['shard-1', 'shard-2']);
+  });
+
+  it('releases a lease whose take landed after the fence, so stop() leaves nothing behind', async () => {
+    // Prepare: the first take answers after more than half a lease duration (the fence).
+    const clock = new FakeClock();
+    const records = streamRecords();
+    const streams = new ScriptedStreams({ streamArn: STREAM }).addShard({ shardId: 'shard-1' }).append('shard-1', changes(records, 1, 3));
+    const shared = new MemoryLeaseStore();
+    const late = new LateCalls(clock).delay('take', 0.6 * D);
+    const a = makeWorker({ workerId: 'a', clock, streams, leases: late.wrap(shared), sink: timedSink('a', clock, [], 10) });
+
+    // Act: start() returns after the late take; stop at once.
+    await a.start();
+    expect(late.landed.get('take')).toBe(1);
+    await a.stop();
+
+    // Assess: the lease taken too late to read was released, and counted.
+    expect(shared.get(STREAM, 'shard-1')?.owner).toBeUndefined();
+    expect(a.counters.leasesReleased).toBe(1);
+  });
+
+  it('reads a shard soon after its take landed after the fence: the lease is released and taken again, not left to expire', async () => {
+    // Prepare
+    const clock = new FakeClock();
+    const records = streamRecords();
+    const streams = new ScriptedStreams({ streamArn: STREAM }).addShard({ shardId: 'shard-1' }).append('shard-1', changes(records, 1, 3));
+    const shared = new MemoryLeaseStore();
+    const late = new LateCalls(clock).delay('take', 0.6 * D);
+    const log: Delivery[] = [];
+    const a = makeWorker({ workerId: 'a', clock, streams, leases: late.wrap(shared), sink: timedSink('a', clock, log, 10) });
+
+    // Act
+    await a.start();
+    const landedAt = clock.now();
+    await within(clock, 2 * D, () => log.length > 0);
+
+    // Assess: read within a few coordination rounds (200 ms), not a lease duration later.
+    expect(log.length).toBeGreaterThan(0);
+    expect(Math.min(...log.map((d) => d.start)) - landedAt).toBeLessThan(D / 2);
+  });
+
+  it('releases a lease whose renewal landed after stop() dropped it at the fence, and says which leases it did not release', async () => {
+    // Prepare: a holds shard-1; the first renewal after a delivery hangs until the test lets it
+    // land, and stop() is called as it is sent.
+    const clock = new FakeClock();
+    const records = streamRecords();
+    const streams = new ScriptedStreams({ streamArn: STREAM }).addShard({ shardId: 'shard-1' }).append('shard-1', changes(records, 1, 3));
+    const shared = new MemoryLeaseStore();
+    const logger = memoryLogger();
+    const log: Delivery[] = [];
+    let land!: () => void;
+    const landing = new Promise<void>((r) => (land = r));
+    let stopped: Promise<void> | undefined;
+    let renewed = 0;
+    const late = new LateCalls(clock).hold(
+      'renew',
+      async () => {
+        renewed = shared.calls.renew;
+        stopped = a.stop();
+        await landing;
+      },
+      () => log.length > 0,
+    );
+    const a = makeWorker({ workerId: 'a', clock, streams, leases: late.wrap(shared), sink: timedSink('a', clock, log, 10), logger });
+    await a.start();
+
+    // Act: stop() resolves while the renewal hangs (the keeper drops the lease at the fence); then it lands.
+    await until(() => stopped !== undefined);
+    await stopped;
+    const ownerAtStop = shared.get(STREAM, 'shard-1')?.owner;
+    land();
+    await within(clock, D, () => shared.calls.renew === renewed + 1 && shared.get(STREAM, 'shard-1')?.owner === undefined);
+
+    // Assess: the renewal landed and the lease was then released; stop() did not claim it released.
+    expect(ownerAtStop).toBe('a');
+    expect(shared.calls.renew).toBe(renewed + 1);
+    expect(shared.get(STREAM, 'shard-1')?.owner).toBeUndefined();
+    expect(logger.entries.map((e) => e.msg)).not.toContain('worker stopped; leases released');
+    expect(logger.entries.find((e) => e.msg.startsWith('worker stopped'))?.obj).toMatchObject({ unreleased: ['shard-1'] });
+  });
+
+  it('releases a lease whose renewal landed after the fence a lease duration after the renewal before, so it is read again sooner than by expiry and never by two at once', async () => {
+    // Prepare: a holds shard-1 with records coming; b waits for a lease. a's first renewal after
+    // b started hangs for 0.45 D: it is dropped at the fence (D/2 after the renewal before) and lands
+    // soon after (at 0.62 D).
+    const clock = new FakeClock();
+    const records = streamRecords();
+    const streams = new ScriptedStreams({ streamArn: STREAM }).addShard({ shardId: 'shard-1' }).append('shard-1', changes(records, 1, 400));
+    const shared = new MemoryLeaseStore();
+    const log: Delivery[] = [];
+    let bStarted = false;
+    let hungAt = 0;
+    const late = new LateCalls(clock).hold(
+      'renew',
+      async () => {
+        hungAt = clock.now();
+        await clock.sleep(0.45 * D);
+      },
+      () => bStarted,
+    );
+    const a = makeWorker({ workerId: 'a', clock, streams, leases: late.wrap(shared), sink: timedSink('a', clock, log, 100), maxRecordsPerRead: 10 });
+    await a.start();
+    await until(() => log.length > 3);
+    const b = makeWorker({ workerId: 'b', clock, streams, leases: shared, sink: timedSink('b', clock, log, 100), maxRecordsPerRead: 10 });
+    await b.start();
+    bStarted = true;
+
+    // Act
+    const fence = () => hungAt - D / 6 + D / 2;
+    const resumed = () => log.filter((d) => hungAt > 0 && d.start >= fence()).map((d) => d.start);
+    await within(clock, 4 * D, () => resumed().length > 0);
+
+    // Assess: a's renewal before the hung one was sent D/6 before it; no delivery ran from the
+    // fence until D after that renewal (when a peer could have taken the dropped lease anyway),
+    // then the released lease was read again (by a or b) well before the late renewal's counter
+    // would have expired (about 1.5 D after the hung renewal was sent); never by both at once.
+    expect(hungAt).toBeGreaterThan(0);
+    expect(Math.min(...resumed())).toBeGreaterThanOrEqual(hungAt - D / 6 + D);
+    expect(Math.min(...resumed())).toBeLessThan(hungAt + 1.25 * D);
+    expect(overlaps(log)).toEqual([]);
+    expect(a.counters.leasesLost).toBe(1);
+    expect(a.counters.leasesReleased).toBe(1);
   });
 });
