@@ -99,7 +99,7 @@ const stopAll = (reason: string): Promise<void> => {
       log.error({ err: failed[0]?.reason }, 'graceful stop failed');
       process.exit(1);
     }
-    log.info({}, 'stopped; leases released');
+    log.info({}, 'stopped (each worker logged whether it released all its leases)');
     process.exit(0);
   })();
   return stopping;
