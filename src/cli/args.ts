@@ -45,15 +45,39 @@ interface ParseArgsError {
 
 const quoted = (message: string): string | undefined => /'([^']+)'/.exec(message)?.[1];
 
+/**
+ * `parseArgs` reads `--poll-interval-ms -5` as a flag without its value; a negative number after a
+ * flag that takes a value is its value (joined as `--flag=-5`), so the flag's own check rejects it
+ * with its range.
+ */
+const joinNegativeValues = (argv: readonly string[], flags: readonly FlagSpec[]): string[] => {
+  const takesValue = new Set(flags.filter((f) => f.type === 'string').flatMap((f) => [`--${f.name}`, ...(f.short ? [`-${f.short}`] : [])]));
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] ?? '';
+    if (arg === '--') {
+      out.push(...argv.slice(i));
+      break;
+    }
+    const next = argv[i + 1];
+    if (takesValue.has(arg) && next !== undefined && /^-\d/.test(next)) {
+      out.push(`${arg}${arg.startsWith('--') ? '=' : ''}${next}`);
+      i++;
+    } else out.push(arg);
+  }
+  return out;
+};
+
 /** Parses `argv` strictly against `spec`; a mistake is a {@link UsageError} that says how to get help. */
 export const parseFlags = (spec: CommandSpec, argv: readonly string[], positionals = false): { values: ParsedValues; positionals: string[] } => {
   const options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> = {};
-  for (const flag of [...spec.flags, ...COMMON_FLAGS]) {
+  const flags = [...spec.flags, ...COMMON_FLAGS];
+  for (const flag of flags) {
     options[flag.name] = { type: flag.type, ...(flag.short ? { short: flag.short } : {}), ...(flag.multiple ? { multiple: true } : {}) };
   }
   const help = `Run \`dynamo-cdc ${spec.name} --help\` for its flags.`;
   try {
-    const parsed = parseArgs({ args: [...argv], options, strict: true, allowPositionals: positionals });
+    const parsed = parseArgs({ args: joinNegativeValues(argv, flags), options, strict: true, allowPositionals: positionals });
     return { values: parsed.values as ParsedValues, positionals: parsed.positionals };
   } catch (error) {
     const { code, message } = (error ?? {}) as ParseArgsError;
@@ -89,6 +113,23 @@ export const integerFlag = (values: ParsedValues, io: CliIo, flag: FlagSpec, min
     throw new UsageError(`${sourceOf(values, flag)} must be an integer from ${min} to ${max}, got \`${text}\`.`);
   }
   return value;
+};
+
+/**
+ * A flag (or its environment variable) that must be an http(s) URL; checked here so a typo is one
+ * line naming the flag, not the SDK's `TypeError: Invalid URL` from deep inside a client.
+ */
+export const urlFlag = (values: ParsedValues, io: CliIo, flag: FlagSpec, example: string): string | undefined => {
+  const text = stringFlag(values, io, flag);
+  if (text === undefined) return undefined;
+  let protocol: string | undefined;
+  try {
+    protocol = new URL(text).protocol;
+  } catch {
+    protocol = undefined;
+  }
+  if (protocol !== 'http:' && protocol !== 'https:') throw new UsageError(`${sourceOf(values, flag)} must be a URL such as ${example}, got \`${text}\`.`);
+  return text;
 };
 
 /** A flag (or its environment variable) that takes one of a few words. */

@@ -1,5 +1,5 @@
 import type { FlagSpec, ParsedValues } from './args.js';
-import { stringFlag } from './args.js';
+import { stringFlag, urlFlag } from './args.js';
 import { CliError } from './errors.js';
 import type { CliIo } from './io.js';
 
@@ -20,7 +20,7 @@ export interface AwsTarget {
 
 export const awsTarget = (values: ParsedValues, io: CliIo): AwsTarget => ({
   region: stringFlag(values, io, REGION_FLAG) ?? io.env['AWS_DEFAULT_REGION'],
-  endpoint: stringFlag(values, io, ENDPOINT_FLAG),
+  endpoint: urlFlag(values, io, ENDPOINT_FLAG, 'http://127.0.0.1:8000'),
 });
 
 /** `http://127.0.0.1:8000`, or the regional endpoint of a service. */

@@ -7,7 +7,7 @@ import { describeError } from '../errors.js';
 import type { DeadLetter, DeadLetterQueue, Logger } from '../ports.js';
 import type { Route } from '../routes.js';
 import type { CommandSpec, FlagSpec, ParsedValues } from './args.js';
-import { helpText, integerFlag, parseFlags, stringFlag } from './args.js';
+import { helpText, integerFlag, parseFlags, stringFlag, urlFlag } from './args.js';
 import type { AwsTarget } from './aws.js';
 import { loadConfig } from './config.js';
 import { CliError, UsageError } from './errors.js';
@@ -84,7 +84,7 @@ const openSource = (values: ParsedValues, io: CliIo, spec: CommandSpec, visibili
   if (file !== undefined && queueUrl !== undefined) throw new UsageError(`pass --file or --queue-url, not both. Run \`dynamo-cdc ${spec.name} --help\` for its flags.`);
   if (file !== undefined) return fileSource(resolve(io.cwd, file), file);
   if (queueUrl === undefined) throw new UsageError(`\`dynamo-cdc ${spec.name}\` needs --file <path> or --queue-url <url> (or DLQ_URL). Run \`dynamo-cdc ${spec.name} --help\` for its flags.`);
-  const target: AwsTarget = { region: stringFlag(values, io, SQS_REGION) ?? io.env['AWS_DEFAULT_REGION'], endpoint: stringFlag(values, io, SQS_ENDPOINT) };
+  const target: AwsTarget = { region: stringFlag(values, io, SQS_REGION) ?? io.env['AWS_DEFAULT_REGION'], endpoint: urlFlag(values, io, SQS_ENDPOINT, 'http://127.0.0.1:9324') };
   const visibilityTimeout = integerFlag(values, io, { ...VISIBILITY(visibilityDefault) }, 1, 43_200) ?? visibilityDefault;
   return Promise.resolve(sqsSource({ queueUrl, target, visibilityTimeout, limit: integerFlag(values, io, LIMIT, 1) }));
 };

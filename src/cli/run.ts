@@ -1,4 +1,5 @@
 import { DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { ConfigError } from '../errors.js';
 import { createLogger } from '../observability/logger.js';
 import { ensureLeaseTable } from '../worker/dynamodb-lease-store.js';
 import { runWorker } from '../worker/run.js';
@@ -63,13 +64,29 @@ const BATCH_WINDOW: FlagSpec = {
 const METRICS_PORT: FlagSpec = {
   name: 'metrics-port',
   type: 'string',
-  value: '<port|off>',
+  value: '<port|false>',
   env: 'METRICS_PORT',
   default: '9464',
-  help: 'Port of the HTTP server with GET /metrics (Prometheus) and GET /healthz; 0 picks a free port, off runs none.',
+  help: 'Port of the HTTP server with GET /metrics (Prometheus) and GET /healthz; 0 picks a free port, false (or off) runs none.',
 };
+const CHECKPOINT_INTERVAL: FlagSpec = {
+  name: 'checkpoint-interval-ms',
+  type: 'string',
+  value: '<ms>',
+  env: 'CHECKPOINT_INTERVAL_MS',
+  default: '5000',
+  help: 'Most time between two checkpoint writes of a shard while it delivers; a shorter one re-delivers less after a crash and writes the lease table more often.',
+};
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 const WORKER_ID: FlagSpec = { name: 'worker-id', type: 'string', value: '<id>', env: 'WORKER_ID', default: '<hostname>:<pid>:<random>', help: 'This worker\'s name in the lease table; unique per process.' };
-const LOG_LEVEL: FlagSpec = { name: 'log-level', type: 'string', value: '<level>', env: 'LOG_LEVEL', default: 'info', help: 'Level of the JSON log lines on stdout: debug, info, warn or error.' };
+const LOG_LEVEL: FlagSpec = {
+  name: 'log-level',
+  type: 'string',
+  value: '<level>',
+  env: 'LOG_LEVEL',
+  default: 'info',
+  help: `Level of the JSON log lines on stdout: ${LOG_LEVELS.slice(0, -1).join(', ')} or ${LOG_LEVELS.at(-1) ?? ''} (none).`,
+};
 
 export const RUN_SPEC: CommandSpec = {
   name: 'run',
@@ -79,7 +96,7 @@ export const RUN_SPEC: CommandSpec = {
     "Loads the config file, checks the lease table (and with --create-lease-table creates it), finds the stream from the config's table unless --stream-arn is given, and runs until SIGTERM or SIGINT (Ctrl-C). Then it stops reading, lets deliveries in flight finish, checkpoints, releases its leases so a peer takes over at once, and exits 0.",
     'Logs are JSON lines on stdout; the first and last lines of what the command itself says go to stderr.',
   ],
-  flags: [CONFIG_FLAG, LEASE_TABLE_FLAG, CREATE_LEASE_TABLE, STREAM_ARN_FLAG, REGION_FLAG, ENDPOINT_FLAG, POLL_INTERVAL, LEASE_DURATION, INITIAL_POSITION, ON_TRIMMED, BATCH_SIZE, BATCH_WINDOW, METRICS_PORT, WORKER_ID, LOG_LEVEL, LOG_IMAGES],
+  flags: [CONFIG_FLAG, LEASE_TABLE_FLAG, CREATE_LEASE_TABLE, STREAM_ARN_FLAG, REGION_FLAG, ENDPOINT_FLAG, POLL_INTERVAL, LEASE_DURATION, INITIAL_POSITION, ON_TRIMMED, BATCH_SIZE, BATCH_WINDOW, CHECKPOINT_INTERVAL, METRICS_PORT, WORKER_ID, LOG_LEVEL, LOG_IMAGES],
   examples: [
     'dynamo-cdc run --lease-table tasks-cdc-leases --create-lease-table',
     'LEASE_TABLE=tasks-cdc-leases AWS_REGION=eu-west-1 dynamo-cdc run --config config/cdc.ts --metrics-port 9100',
@@ -87,8 +104,6 @@ export const RUN_SPEC: CommandSpec = {
     'dynamo-cdc run --lease-table tasks-cdc-leases --batch-size 10000 --batch-window-ms 60000',
   ],
 };
-
-const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 
 /** The table's latest stream, with a one-line error for a missing table or one without a stream. */
 export const streamOfTable = async (client: DynamoDBClient, table: string, target: AwsTarget, hint: string): Promise<string> => {
@@ -117,8 +132,22 @@ const metricsPortOf = (text: string | undefined): number | false | undefined => 
   if (text === undefined) return undefined;
   if (/^(off|false|none)$/i.test(text)) return false;
   const port = Number(text);
-  if (!/^\d+$/.test(text) || port > 65_535) throw new UsageError(`--metrics-port must be a port from 0 to 65535 or off, got \`${text}\`.`);
+  if (!/^\d+$/.test(text) || port > 65_535) throw new UsageError(`--metrics-port must be a port from 0 to 65535, or false for none, got \`${text}\`.`);
   return port;
+};
+
+/**
+ * The worker's failures in the command's words: a busy metrics port names the flag (the library's
+ * message speaks of the `metricsPort` option), AWS failures say what to check.
+ */
+const explainRunError = (error: unknown, target: AwsTarget, port: number): unknown => {
+  if (error instanceof ConfigError && error.field === 'metricsPort' && (error.cause as { code?: unknown } | undefined)?.code === 'EADDRINUSE') {
+    return new CliError(
+      `metrics port ${port} is already in use on this host (another worker?). Pass --metrics-port <n> for another port, --metrics-port 0 for a free one, or --metrics-port false for none`,
+      { cause: error },
+    );
+  }
+  return explainAwsError(error, target);
 };
 
 /** Waits for SIGTERM or SIGINT; resolves with its name. */
@@ -150,6 +179,7 @@ export const runCommand = async (argv: readonly string[], io: CliIo): Promise<nu
   const onTrimmedData = choiceFlag(values, io, ON_TRIMMED, ['fail', 'skip'] as const);
   const batchSize = integerFlag(values, io, BATCH_SIZE, 1, 10_000);
   const batchWindowMs = integerFlag(values, io, BATCH_WINDOW, 0, 300_000);
+  const checkpointIntervalMs = integerFlag(values, io, CHECKPOINT_INTERVAL, 1);
   const metricsPort = metricsPortOf(stringFlag(values, io, METRICS_PORT));
   const workerId = stringFlag(values, io, WORKER_ID);
   const level = choiceFlag(values, io, LOG_LEVEL, LOG_LEVELS) ?? 'info';
@@ -188,10 +218,11 @@ export const runCommand = async (argv: readonly string[], io: CliIo): Promise<nu
     ...(onTrimmedData ? { onTrimmedData } : {}),
     ...(batchSize !== undefined ? { batchSize } : {}),
     ...(batchWindowMs !== undefined ? { batchWindowMs } : {}),
+    ...(checkpointIntervalMs !== undefined ? { checkpointIntervalMs } : {}),
     ...(metricsPort !== undefined ? { metricsPort } : {}),
     ...(workerId ? { workerId } : {}),
   }).catch((error: unknown) => {
-    throw explainAwsError(error, target);
+    throw explainRunError(error, target, metricsPort === undefined || metricsPort === false ? 9464 : metricsPort);
   });
   say(io.stderr, `dynamo-cdc: worker ${worker.workerId} is reading ${streamArn} (leases in ${leaseTable}). SIGTERM or Ctrl-C stops it.`);
 
