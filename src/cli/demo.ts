@@ -17,7 +17,6 @@ import { dirname, join } from 'node:path';
 import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import { ConditionalCheckFailedException, DeleteItemCommand, PutItemCommand, ScanCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb';
@@ -37,12 +36,10 @@ import type { LocalS3 } from '../local/s3rver.js';
 import { s3Export } from '../sinks/s3/index.js';
 import { throttlingError } from '../testing/sinks.js';
 import { Worker, dynamoDbLeaseStore, dynamoDbStreamsApi, ensureLeaseTable } from '../worker/index.js';
-
-/** Where the demo writes: stdout gets the last JSON line only, stderr everything a person reads. */
-export interface DemoIo {
-  readonly stdout: NodeJS.WritableStream;
-  readonly stderr: NodeJS.WritableStream;
-}
+import type { CommandSpec, FlagSpec } from './args.js';
+import { helpText, integerFlag, parseFlags } from './args.js';
+import { UsageError } from './errors.js';
+import type { CliIo } from './io.js';
 
 const TABLE = 'TaskApp';
 const LEASE_TABLE = 'dynamo-cdc-demo-leases';
@@ -52,19 +49,21 @@ const PROGRESS_EVERY_MS = 500;
 const CATCH_UP_TIMEOUT_MS = 60_000;
 const DAY_S = 24 * 60 * 60;
 
-const USAGE = `Usage: dynamo-cdc demo [options]   (or: npm run demo -- [options])
-
-Runs dynamo-cdc end to end on this machine: DynamoDB Local (needs Java) and s3rver, the TaskApp
-table with a stream, a workload of users and tasks, and a worker delivering every change to an S3
-export, NDJSON files and the console. Ends with a summary on stderr and one JSON line on stdout.
-
-Options:
-  --users N            users to create (default 4)
-  --tasks-per-user N   tasks per user (default 6)
-  --batch-size N       records per GetRecords call of the worker (default 1000)
-  --out DIR            where the files and the downloaded S3 export go (default out/demo)
-  --help               show this help
-`;
+export const DEMO_SPEC: CommandSpec = {
+  name: 'demo',
+  summary: 'the whole thing on this machine with DynamoDB Local: no AWS account needed',
+  usage: ['demo [--users N] [--tasks-per-user N] [--batch-size N] [--out DIR]', '(or: npm run demo -- [flags])'],
+  description: [
+    'Runs dynamo-cdc end to end on this machine: DynamoDB Local (needs Java) and s3rver, the TaskApp table with a stream, a workload of users and tasks, and a worker delivering every change to an S3 export, NDJSON files and the console. Ends with a summary on stderr and one JSON line on stdout.',
+  ],
+  flags: [
+    { name: 'users', type: 'string', value: '<n>', default: '4', help: 'Users to create (1 to 10000).' },
+    { name: 'tasks-per-user', type: 'string', value: '<n>', default: '6', help: 'Tasks per user (1 to 10000).' },
+    { name: 'batch-size', type: 'string', value: '<n>', default: '1000', help: 'Records per GetRecords call of the worker (1 to 1000).' },
+    { name: 'out', type: 'string', value: '<dir>', default: 'out/demo', help: 'Where the files and the downloaded S3 export go.' },
+  ],
+  examples: ['dynamo-cdc demo --users 2 --tasks-per-user 3'],
+};
 
 // ---------------------------------------------------------------------------------------------
 // The app: typed entities and routes, as a user of dynamo-cdc writes them.
@@ -315,42 +314,19 @@ interface Options {
   readonly out: string;
 }
 
-class UsageError extends Error {}
+const flagOf = (name: string): FlagSpec => DEMO_SPEC.flags.find((f) => f.name === name) as FlagSpec;
 
-const integerFlag = (name: string, value: string | undefined, fallback: number, max: number): number => {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1 || n > max) {
-    throw new UsageError(`Expected \`--${name}\` to be an integer from 1 to ${max}, got \`${value}\`.`);
-  }
-  return n;
-};
-
-const parseOptions = (argv: string[]): Options | 'help' => {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        users: { type: 'string' },
-        'tasks-per-user': { type: 'string' },
-        'batch-size': { type: 'string' },
-        out: { type: 'string', default: 'out/demo' },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    }));
-  } catch (error) {
-    throw new UsageError(error instanceof Error ? error.message : String(error));
-  }
-  if (values.help) return 'help';
-  if (values.out.trim() === '') throw new UsageError('Expected `--out` to be a directory, got an empty string.');
+/** The demo's flags, parsed like every other command's; a mistake is a {@link UsageError}. */
+const parseOptions = (argv: readonly string[], io: CliIo): Options | 'help' => {
+  const { values } = parseFlags(DEMO_SPEC, argv);
+  if (values['help']) return 'help';
+  const out = typeof values['out'] === 'string' ? values['out'] : 'out/demo';
+  if (out.trim() === '') throw new UsageError('--out must be a directory, got an empty string.');
   return {
-    users: integerFlag('users', values.users, 4, 10_000),
-    tasks: integerFlag('tasks-per-user', values['tasks-per-user'], 6, 10_000),
-    batchSize: integerFlag('batch-size', values['batch-size'], 1000, 1000),
-    out: values.out,
+    users: integerFlag(values, io, flagOf('users'), 1, 10_000) ?? 4,
+    tasks: integerFlag(values, io, flagOf('tasks-per-user'), 1, 10_000) ?? 6,
+    batchSize: integerFlag(values, io, flagOf('batch-size'), 1, 1000) ?? 1000,
+    out,
   };
 };
 
@@ -358,29 +334,19 @@ const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
 /**
  * Runs the demo and resolves with the process exit code: 0 when every change written was
- * delivered (to the all-changes file and the S3 export) or dead-lettered, 1 otherwise, 2 for bad
- * arguments, 130 when interrupted. Progress and the summary go to `io.stderr`; `io.stdout` gets
+ * delivered (to the all-changes file and the S3 export) or dead-lettered, 1 otherwise, 130 when
+ * interrupted; a bad flag is a {@link UsageError} for `main` to report (exit 2). Progress and the summary go to `io.stderr`; `io.stdout` gets
  * one JSON line, `{"demo":"ok"|"failed","changes":N,"delivered":N,"deadLettered":N}`.
  *
  * @example
- * process.exitCode = await demoCommand(['--users', '2'], process);
+ * process.exitCode = await main(['demo', '--users', '2']);
  */
-export async function demoCommand(argv: string[], io: DemoIo): Promise<number> {
+export async function demoCommand(argv: readonly string[], io: CliIo): Promise<number> {
   const say = (line: string) => void io.stderr.write(`${line}\n`);
-  let options: Options;
-  try {
-    const parsed = parseOptions(argv);
-    if (parsed === 'help') {
-      io.stdout.write(USAGE);
-      return 0;
-    }
-    options = parsed;
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    say(error.message);
-    say('');
-    io.stderr.write(USAGE);
-    return 2;
+  const options = parseOptions(argv, io);
+  if (options === 'help') {
+    io.stdout.write(helpText(DEMO_SPEC));
+    return 0;
   }
 
   const started = Date.now();
@@ -595,4 +561,5 @@ const isEntryPoint = (): boolean => {
   }
 };
 
-if (isEntryPoint()) process.exitCode = await demoCommand(process.argv.slice(2), process);
+// `npm run demo` runs this file: through `main`, so its flags and errors read as `dynamo-cdc demo`'s.
+if (isEntryPoint()) process.exitCode = await (await import('./main.js')).main(['demo', ...process.argv.slice(2)]);
