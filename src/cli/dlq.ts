@@ -16,7 +16,7 @@ import { clip, isoOrNull, table } from './format.js';
 import type { CliIo } from './io.js';
 import { isTty, say } from './io.js';
 import type { LetterEntry, LetterSource, StoredLetter } from './letters.js';
-import { claimCheckReader, fileSource, sqsSource } from './letters.js';
+import { claimCheckReader, fileSource, letterKey, sqsSource } from './letters.js';
 import { ProgressBar } from './progress.js';
 
 const FILE: FlagSpec = { name: 'file', type: 'string', value: '<path>', help: "A dead-letter file written by fileDeadLetterQueue({ path }): one JSON letter per line. Never changed." };
@@ -135,13 +135,15 @@ const listCommand = async (argv: readonly string[], io: CliIo): Promise<number> 
       source.close();
     }
   }
+  const skipped = source.skipped();
+  const hidden = skipped ? ` (${skipped} redriven before, not shown)` : '';
   if (values['json']) {
     const letters = entries.map((e) => (e.letter ? { id: e.id, ...e.letter } : { id: e.id, invalid: e.invalid }));
-    io.stdout.write(`${JSON.stringify({ source: source.description, count: entries.length, letters }, null, 2)}\n`);
+    io.stdout.write(`${JSON.stringify({ source: source.description, count: entries.length, redrivenBefore: skipped, letters }, null, 2)}\n`);
     return 0;
   }
   if (entries.length === 0) {
-    say(io.stdout, `No dead letters in ${source.description}${values['sink'] || values['event-id'] ? ' that match the filters' : ''}.`);
+    say(io.stdout, `No dead letters in ${source.description}${values['sink'] || values['event-id'] ? ' that match the filters' : ''}${hidden}.`);
     return 0;
   }
   const rows = entries.map((e) => {
@@ -153,7 +155,7 @@ const listCommand = async (argv: readonly string[], io: CliIo): Promise<number> 
   for (const line of table(['ID', 'EVENT ID', 'SINK', 'ERROR', 'ATTEMPTS', 'LAST ATTEMPT'], rows)) say(io.stdout, line);
   const invalid = entries.filter((e) => !e.letter).length;
   const valid = entries.length - invalid;
-  say(io.stdout, `${valid} dead letter${valid === 1 ? '' : 's'} in ${source.description}${invalid ? ` (and ${invalid} entr${invalid === 1 ? 'y that is' : 'ies that are'} not a dead letter)` : ''}`);
+  say(io.stdout, `${valid} dead letter${valid === 1 ? '' : 's'} in ${source.description}${invalid ? ` (and ${invalid} entr${invalid === 1 ? 'y that is' : 'ies that are'} not a dead letter)` : ''}${hidden}`);
   return 0;
 };
 
@@ -199,6 +201,9 @@ const sinksOf = (engine: Engine, letter: StoredLetter): string[] => {
     return [];
   }
 };
+
+/** `<eventID> (line 2, sink all)`: a letter in a message. */
+const nameOf = (r: LetterResult): string => (r.eventID ? `${r.eventID} (${r.id}${r.sink ? `, sink ${r.sink}` : ''})` : r.id);
 
 /** `dynamo-cdc dlq redrive`. */
 const redriveCommand = async (argv: readonly string[], io: CliIo, verbose: boolean): Promise<number> => {
@@ -291,7 +296,7 @@ const redriveCommand = async (argv: readonly string[], io: CliIo, verbose: boole
           results.push({ ...base, outcome: 'failed', sinks: [], error: plan });
           continue;
         }
-        const once = `${letter.position.eventID}\u0000${letter.sink ?? '*'}`;
+        const once = letterKey(letter);
         if (claimed.has(once)) {
           // The same record and sink twice (a dead-letter hand-off that was retried): one delivery is
           // enough. Should the first copy fail, it stays in the source, so nothing is lost.
@@ -377,11 +382,17 @@ const redriveCommand = async (argv: readonly string[], io: CliIo, verbose: boole
       say(io.stdout, `dry run: ${results.filter((r) => r.outcome === 'would-send').length} of ${results.length} letters would be sent; nothing was sent`);
     }
   } else {
-    for (const r of failed) say(io.stderr, `failed ${r.eventID ? `${r.eventID} (${r.id}${r.sink ? `, sink ${r.sink}` : ''})` : r.id}: ${r.error ?? ''}`);
-    say(io.stdout, `redrove ${sent.length} of ${results.length} letters from ${source.description}${failed.length ? `; ${failed.length} failed` : ''}`);
+    for (const r of failed) say(io.stderr, `failed ${nameOf(r)}: ${r.error ?? ''}`);
+    const skipped = source.skipped();
+    say(io.stdout, `redrove ${sent.length} of ${results.length} letters from ${source.description}${failed.length ? `; ${failed.length} failed` : ''}${skipped ? ` (${skipped} redriven before, skipped)` : ''}`);
   }
   if (undeletable > 0) say(io.stderr, `dynamo-cdc: ${undeletable} redriven messages could not be deleted from the queue; a later redrive sends them again (same eventIDs)`);
-  if (failed.length > 0 && !dryRun) {
+  if (failed.length > 0 && dryRun) {
+    const names = failed.slice(0, 5).map(nameOf).join('; ');
+    say(io.stderr, `dynamo-cdc: ${failed.length} of ${results.length} letters would fail: ${names}${failed.length > 5 ? `; and ${failed.length - 5} more` : ''}. Fix the cause before the redrive`);
+    return 1;
+  }
+  if (failed.length > 0) {
     say(io.stderr, `dynamo-cdc: ${failed.length} of ${results.length} letters were not redriven; ${source.leftBehind}. Fix the cause and run dlq redrive again`);
     return 1;
   }

@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { access } from 'node:fs/promises';
+import { access, appendFile, readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import {
   ChangeMessageVisibilityBatchCommand,
@@ -45,10 +45,15 @@ export interface LetterSource {
   readonly description: string;
   /** What becomes of letters left in the source: said after a redrive that failed some. */
   readonly leftBehind: string;
+  /** Letters not read because an earlier redrive delivered them (a file's progress record); 0 for SQS. */
+  skipped(): number;
   /** How many entries there are (approximate for SQS), when known. */
   count(): Promise<number | undefined>;
   batches(): AsyncGenerator<LetterEntry[]>;
-  /** Removes entries that were redriven (SQS: DeleteMessage; a file is never changed); resolves with how many could not be removed. */
+  /**
+   * Removes entries that were redriven, resolving with how many could not be removed. SQS:
+   * DeleteMessage. A file is never changed: the letters are recorded in its progress file instead.
+   */
   remove(entries: readonly LetterEntry[]): Promise<number>;
   /** Makes received entries visible again at once (SQS); called once, after the last batch. */
   release(entries: readonly LetterEntry[]): Promise<void>;
@@ -100,13 +105,50 @@ const parseEntry = (id: string, text: string, receiptHandle?: string): LetterEnt
 
 const BATCH = 100;
 
-/** `fileDeadLetterQueue`'s file: one JSON letter per line. Read only; never changed. */
+/** Suffix of the file beside a dead-letter file that records the letters redriven from it. */
+export const PROGRESS_SUFFIX = '.redriven';
+
+/** A letter's identity across runs: its record and the sink it is for. */
+export const letterKey = (letter: StoredLetter): string => `${letter.position.eventID}\u0000${letter.sink ?? '*'}`;
+
+/** The keys recorded in a progress file (one JSON line per letter redriven); none when it is missing. */
+const readProgress = async (path: string): Promise<Set<string>> => {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return new Set();
+    throw error;
+  }
+  const keys = new Set<string>();
+  for (const line of text.split('\n')) {
+    if (line.trim() === '') continue;
+    try {
+      const { eventID, sink } = JSON.parse(line) as { eventID?: unknown; sink?: unknown };
+      // A line cut short by a crash is skipped: its letter is sent again, which is at least once.
+      if (typeof eventID === 'string') keys.add(`${eventID}\u0000${typeof sink === 'string' ? sink : '*'}`);
+    } catch {
+      continue;
+    }
+  }
+  return keys;
+};
+
+/**
+ * `fileDeadLetterQueue`'s file: one JSON letter per line. The file is never changed (the queue may
+ * still append to it); the letters redriven from it are recorded beside it in `<file>.redriven`, and
+ * the letters recorded there are skipped, so a redrive of the file again sends nothing twice.
+ */
 export const fileSource = async (path: string, shownPath: string): Promise<LetterSource> => {
   try {
     await access(path);
   } catch {
     throw new CliError(`dead-letter file not found: ${shownPath}. Pass the path fileDeadLetterQueue({ path }) writes to`);
   }
+  const progressPath = `${path}${PROGRESS_SUFFIX}`;
+  const done = await readProgress(progressPath);
+  let skipped = 0;
+  const isDone = (entry: LetterEntry): boolean => entry.letter !== undefined && done.has(letterKey(entry.letter));
   const lines = async function* () {
     const reader = createInterface({ input: createReadStream(path, 'utf8'), crlfDelay: Infinity });
     let n = 0;
@@ -117,16 +159,23 @@ export const fileSource = async (path: string, shownPath: string): Promise<Lette
   };
   return {
     description: shownPath,
-    leftBehind: `they stay in ${shownPath} (the file is never changed; a redrive of it again resends every letter, with the same eventIDs)`,
+    leftBehind: `they stay in ${shownPath}; the ones redriven are recorded in ${shownPath}${PROGRESS_SUFFIX}, so a redrive of the file again sends only the others`,
+    skipped: () => skipped,
     async count() {
       let count = 0;
-      for await (const _ of lines()) count++;
+      for await (const { n, line } of lines()) if (!isDone(parseEntry(`line ${n}`, line))) count++;
       return count;
     },
     async *batches() {
+      skipped = 0;
       let batch: LetterEntry[] = [];
       for await (const { n, line } of lines()) {
-        batch.push(parseEntry(`line ${n}`, line));
+        const entry = parseEntry(`line ${n}`, line);
+        if (isDone(entry)) {
+          skipped++;
+          continue;
+        }
+        batch.push(entry);
         if (batch.length >= BATCH) {
           yield batch;
           batch = [];
@@ -134,7 +183,15 @@ export const fileSource = async (path: string, shownPath: string): Promise<Lette
       }
       if (batch.length) yield batch;
     },
-    remove: async () => 0,
+    async remove(entries) {
+      const letters = entries.flatMap((e) => (e.letter ? [e.letter] : []));
+      if (letters.length === 0) return 0;
+      // Appended after each batch is delivered, so a crash between the two re-sends at most that batch.
+      const at = new Date().toISOString();
+      await appendFile(progressPath, letters.map((l) => `${JSON.stringify({ eventID: l.position.eventID, sink: l.sink ?? null, at })}\n`).join(''));
+      for (const l of letters) done.add(letterKey(l));
+      return 0;
+    },
     release: async () => {},
     close: () => {},
   };
@@ -180,6 +237,7 @@ export const sqsSource = (options: SqsSourceOptions): LetterSource => {
   return {
     description: queueUrl,
     leftBehind: `they stay in ${queueUrl}`,
+    skipped: () => 0,
     async count() {
       const { Attributes: a } = await call(() => client.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['ApproximateNumberOfMessages'] })));
       const n = Number(a?.ApproximateNumberOfMessages);
