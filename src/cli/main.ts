@@ -87,7 +87,7 @@ const dispatch = async (command: string, rest: readonly string[], io: CliIo, ver
       return (await import('./dlq.js')).dlqCommand(rest, io, verbose);
     case 'demo':
       // Loaded only when asked for: it brings DynamoDB Local along.
-      return (await import('./demo.js')).demoCommand([...rest], io);
+      return (await import('./demo/run.js')).demoCommand(rest, io);
     default:
       throw new UsageError(`unknown command \`${command}\`. Commands: run, status, dlq, demo. Run \`dynamo-cdc --help\`.`);
   }

@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import type { Server } from 'node:net';
 import { createServer } from 'node:net';
@@ -120,6 +121,18 @@ describe('dynamo-cdc command edges', () => {
     expect(lines(bad.stderr)).toEqual(['dynamo-cdc: --users must be an integer from 1 to 10000, got `-1`.']);
     expect(help.code).toBe(0);
     for (const flag of ['--users', '--tasks-per-user', '--batch-size', '--out', '--help']) expect(help.stdout).toContain(flag);
+  });
+
+  it('npm run demo (src/cli/demo.ts run as a script) goes through the same parser: one line for a bad flag', async () => {
+    // A child process: the script's own entry point is what is tested.
+    const result = await new Promise<Result>((resolve) => {
+      execFile(process.execPath, ['--import', 'tsx', 'src/cli/demo.ts', '--bogus'], { cwd: ROOT, env: env(), timeout: 20_000 }, (error, stdout, stderr) => {
+        resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
+      });
+    });
+
+    expect(result.code, result.stderr).toBe(2);
+    expect(lines(result.stderr)).toEqual(['dynamo-cdc: unknown flag --bogus for `dynamo-cdc demo`. Run `dynamo-cdc demo --help` for its flags.']);
   });
 
   it('run takes --checkpoint-interval-ms, and its help lists every accepted log level', async () => {
