@@ -1,22 +1,18 @@
 import { resolve } from 'node:path';
-import type { App } from '../app.js';
-import { systemClock } from '../core/clock.js';
-import { Engine } from '../core/engine.js';
-import type { RecordStatus } from '../core/engine.js';
-import { describeError } from '../errors.js';
-import type { DeadLetter, DeadLetterQueue, Logger } from '../ports.js';
-import type { Route } from '../routes.js';
+import type { Logger } from '../ports.js';
 import type { CommandSpec, FlagSpec, ParsedValues } from './args.js';
 import { helpText, integerFlag, parseFlags, stringFlag, urlFlag } from './args.js';
 import type { AwsTarget } from './aws.js';
 import { loadConfig } from './config.js';
-import { CliError, UsageError } from './errors.js';
+import { UsageError } from './errors.js';
 import { CONFIG_FLAG, JSON_FLAG } from './flags.js';
 import { clip, isoOrNull, table } from './format.js';
 import type { CliIo } from './io.js';
 import { isTty, say } from './io.js';
-import type { LetterEntry, LetterSource, StoredLetter } from './letters.js';
-import { claimCheckReader, fileSource, letterKey, sqsSource } from './letters.js';
+import type { LetterResult } from './dlq-redrive.js';
+import { Redrive } from './dlq-redrive.js';
+import type { LetterEntry, LetterSource } from './letters.js';
+import { claimCheckReader, fileSource, sqsSource } from './letters.js';
 import { ProgressBar } from './progress.js';
 
 const FILE: FlagSpec = { name: 'file', type: 'string', value: '<path>', help: "A dead-letter file written by fileDeadLetterQueue({ path }): one JSON letter per line. Never changed." };
@@ -101,12 +97,6 @@ const filterOf = (values: ParsedValues) => {
   };
 };
 
-const summaryOf = (entry: LetterEntry) => ({
-  id: entry.id,
-  eventID: entry.letter?.position.eventID ?? null,
-  sink: entry.letter?.sink ?? null,
-});
-
 /** `dynamo-cdc dlq list`. */
 const listCommand = async (argv: readonly string[], io: CliIo): Promise<number> => {
   const { values } = parseFlags(DLQ_LIST_SPEC, argv);
@@ -172,207 +162,17 @@ const streamLogger = (stream: NodeJS.WritableStream, bindings: Record<string, un
   return { debug: () => {}, info: at('info'), warn: at('warn'), error: at('error'), child: (more) => streamLogger(stream, { ...bindings, ...more }) };
 };
 
-type Outcome = 'delivered' | 'failed' | 'duplicate' | 'would-send';
-
-interface LetterResult {
-  readonly id: string;
-  readonly eventID: string | null;
-  readonly sink: string | null;
-  readonly outcome: Outcome;
-  /** Sinks the record went (or would go) to. */
-  readonly sinks: readonly string[];
-  readonly error?: string;
-  readonly kind?: string;
-  readonly key?: unknown;
-}
-
-/** The routes a letter is redriven through; `key` names the set, so letters sharing it share an engine. */
-interface Plan {
-  readonly key: string;
-  readonly routes: readonly Route[];
-}
-
-/** The sinks a letter's record is routed to by `engine` (none when it cannot be decoded or routed). */
-const sinksOf = (engine: Engine, letter: StoredLetter): string[] => {
-  try {
-    const event = engine.decode(letter.record, { streamArn: letter.position.streamArn, shardId: letter.position.shardId });
-    return [...new Set(engine.targetsOf(event).map((t) => t.route.sink.name))];
-  } catch {
-    return [];
-  }
-};
-
 /** `<eventID> (line 2, sink all)`: a letter in a message. */
 const nameOf = (r: LetterResult): string => (r.eventID ? `${r.eventID} (${r.id}${r.sink ? `, sink ${r.sink}` : ''})` : r.id);
 
-/** `dynamo-cdc dlq redrive`. */
-const redriveCommand = async (argv: readonly string[], io: CliIo, verbose: boolean): Promise<number> => {
-  const { values } = parseFlags(DLQ_REDRIVE_SPEC, argv);
-  if (values['help']) {
-    io.stdout.write(helpText(DLQ_REDRIVE_SPEC));
-    return 0;
-  }
-  if (values['all-routes'] && values['only-failed-sink']) throw new UsageError('--all-routes and --only-failed-sink contradict each other; pass one.');
+/** Prints what a redrive did (or would do); resolves with the exit code. */
+const reportRedrive = (io: CliIo, values: ParsedValues, source: LetterSource, results: readonly LetterResult[], undeletable: number): number => {
   const dryRun = values['dry-run'] === true;
-  const json = values['json'] === true;
-  const onlyFailedSink = values['all-routes'] !== true;
-  const limit = integerFlag(values, io, LIMIT, 1);
-  const { app, file } = await loadConfig(io.cwd, stringFlag(values, io, CONFIG_FLAG));
-  const source = await openSource(values, io, DLQ_REDRIVE_SPEC, 300);
-  const keep = filterOf(values);
-  const logger = verbose ? streamLogger(io.stderr) : silentLogger;
-
-  // Captures what fails again (the engine's new dead letters), keyed by the record object it carried.
-  let captured = new Map<unknown, DeadLetter>();
-  const capture: DeadLetterQueue = {
-    name: 'dlq-redrive',
-    send: async (letters) => {
-      for (const l of letters) captured.set(l.record, l);
-    },
-  };
-  const engines = new Map<string, Engine>();
-  const engineFor = (plan: Plan): Engine => {
-    let engine = engines.get(plan.key);
-    if (!engine) {
-      const redriveApp: App = { ...app, routes: plan.routes, deadLetter: capture };
-      engine = new Engine({ app: redriveApp, logger, clock: systemClock });
-      engines.set(plan.key, engine);
-    }
-    return engine;
-  };
-  const sinkNames = [...new Set(app.routes.map((r) => r.sink.name))];
-  const planOf = (letter: StoredLetter): Plan | string => {
-    if (!onlyFailedSink || letter.sink === undefined) return { key: '*', routes: app.routes };
-    const routes = app.routes.filter((r) => r.sink.name === letter.sink);
-    if (routes.length === 0) {
-      return `sink \`${letter.sink}\` is not in the routes of ${file} (its sinks: ${sinkNames.join(', ')}). Add it back, or pass --all-routes to send the record through every route`;
-    }
-    return { key: `sink:${letter.sink}`, routes };
-  };
-
-  const withRecord = claimCheckReader({ region: stringFlag(values, io, SQS_REGION) ?? io.env['AWS_DEFAULT_REGION'], endpoint: undefined });
-
-  const results: LetterResult[] = [];
-  const received: LetterEntry[] = [];
-  const removed = new Set<LetterEntry>();
-  /** `eventID` + sink of every letter sent (or planned) in this run. */
-  const claimed = new Set<string>();
-  let undeletable = 0;
-  // JSON is for scripts: a bar only when a person watches stderr.
-  const showBar = !dryRun && (!json || isTty(io.stderr));
-  const counted = showBar ? await source.count().catch(() => undefined) : undefined;
-  const total = limit !== undefined && counted !== undefined ? Math.min(limit, counted) : counted;
-  const progress = showBar ? new ProgressBar(io.stderr, 'redrive', total) : undefined;
-  let handled = 0;
-  progress?.update(0);
-  try {
-    let full = false;
-    for await (const batch of source.batches()) {
-      received.push(...batch);
-      const groups = new Map<string, { plan: Plan; streamArn: string; shardId: string | undefined; items: { entry: LetterEntry; letter: StoredLetter }[] }>();
-      const toRemove: LetterEntry[] = [];
-      for (const entry of batch) {
-        if (!keep(entry)) continue;
-        if (limit !== undefined && handled >= limit) {
-          full = true;
-          break;
-        }
-        handled++;
-        const base = summaryOf(entry);
-        if (!entry.letter) {
-          results.push({ ...base, outcome: 'failed', sinks: [], error: `not a dead letter: ${entry.invalid ?? ''}` });
-          continue;
-        }
-        let letter: StoredLetter;
-        try {
-          letter = await withRecord(entry.letter);
-        } catch (error) {
-          if (error instanceof CliError) throw error;
-          results.push({ ...base, outcome: 'failed', sinks: [], error: describeError(error).message });
-          continue;
-        }
-        const plan = planOf(letter);
-        if (typeof plan === 'string') {
-          results.push({ ...base, outcome: 'failed', sinks: [], error: plan });
-          continue;
-        }
-        const once = letterKey(letter);
-        if (claimed.has(once)) {
-          // The same record and sink twice (a dead-letter hand-off that was retried): one delivery is
-          // enough. Should the first copy fail, it stays in the source, so nothing is lost.
-          results.push({ ...base, outcome: 'duplicate', sinks: [] });
-          if (!dryRun) toRemove.push(entry);
-          continue;
-        }
-        claimed.add(once);
-        if (dryRun) {
-          const engine = engineFor(plan);
-          const options = { streamArn: letter.position.streamArn, shardId: letter.position.shardId };
-          try {
-            const event = engine.decode(letter.record, options);
-            const sinks = [...new Set(engine.targetsOf(event).map((t) => t.route.sink.name))];
-            results.push({
-              ...base,
-              outcome: sinks.length ? 'would-send' : 'failed',
-              sinks,
-              kind: event.kind,
-              key: event.key,
-              ...(sinks.length ? {} : { error: 'no route of the config matches it now' }),
-            });
-          } catch (error) {
-            results.push({ ...base, outcome: 'failed', sinks: [], error: describeError(error).message });
-          }
-          continue;
-        }
-        const groupKey = `${plan.key}\u0000${letter.position.streamArn}\u0000${letter.position.shardId ?? ''}`;
-        const group = groups.get(groupKey) ?? { plan, streamArn: letter.position.streamArn, shardId: letter.position.shardId, items: [] };
-        group.items.push({ entry, letter });
-        groups.set(groupKey, group);
-      }
-      for (const group of groups.values()) {
-        const engine = engineFor(group.plan);
-        captured = new Map();
-        const records = group.items.map((i) => i.letter.record);
-        const outcome = await engine.process(records, { streamArn: group.streamArn, ...(group.shardId ? { shardId: group.shardId } : {}) });
-        group.items.forEach(({ entry, letter }, i) => {
-          const status: RecordStatus = outcome.statuses[i] ?? 'unfinished';
-          const base = summaryOf(entry);
-          if (status === 'delivered') {
-            results.push({ ...base, outcome: 'delivered', sinks: sinksOf(engine, letter) });
-            toRemove.push(entry);
-            return;
-          }
-          const again = captured.get(records[i]);
-          const error =
-            status === 'unrouted'
-              ? 'no route of the config matches it now'
-              : again
-                ? `${again.error.name}: ${again.error.message}${again.sink ? ` (sink ${again.sink})` : ''}`
-                : `not delivered (${status})`;
-          results.push({ ...base, outcome: 'failed', sinks: [], error });
-        });
-      }
-      if (toRemove.length) {
-        undeletable += await source.remove(toRemove);
-        for (const e of toRemove) removed.add(e);
-      }
-      progress?.update(handled, total !== undefined && handled > total ? handled : undefined);
-      if (full) break;
-    }
-  } finally {
-    progress?.finish();
-    try {
-      await source.release(received.filter((e) => !removed.has(e)));
-    } finally {
-      source.close();
-    }
-  }
-
   const failed = results.filter((r) => r.outcome === 'failed');
   const sent = results.filter((r) => r.outcome === 'delivered');
-  if (json) {
+  if (values['json'] === true) {
     io.stdout.write(
-      `${JSON.stringify({ source: source.description, dryRun, total: results.length, delivered: sent.length, failed: failed.length, duplicates: results.filter((r) => r.outcome === 'duplicate').length, letters: results }, null, 2)}\n`,
+      `${JSON.stringify({ source: source.description, dryRun, total: results.length, delivered: sent.length, failed: failed.length, duplicates: results.filter((r) => r.outcome === 'duplicate').length, redrivenBefore: source.skipped(), letters: results }, null, 2)}\n`,
     );
   } else if (dryRun) {
     if (results.length === 0) say(io.stdout, `No dead letters in ${source.description}${values['sink'] || values['event-id'] ? ' that match the filters' : ''}.`);
@@ -397,6 +197,71 @@ const redriveCommand = async (argv: readonly string[], io: CliIo, verbose: boole
     return 1;
   }
   return 0;
+};
+
+/** `dynamo-cdc dlq redrive`. */
+const redriveCommand = async (argv: readonly string[], io: CliIo, verbose: boolean): Promise<number> => {
+  const { values } = parseFlags(DLQ_REDRIVE_SPEC, argv);
+  if (values['help']) {
+    io.stdout.write(helpText(DLQ_REDRIVE_SPEC));
+    return 0;
+  }
+  if (values['all-routes'] && values['only-failed-sink']) throw new UsageError('--all-routes and --only-failed-sink contradict each other; pass one.');
+  const dryRun = values['dry-run'] === true;
+  const limit = integerFlag(values, io, LIMIT, 1);
+  const { app, file } = await loadConfig(io.cwd, stringFlag(values, io, CONFIG_FLAG));
+  const source = await openSource(values, io, DLQ_REDRIVE_SPEC, 300);
+  const keep = filterOf(values);
+  const redrive = new Redrive({
+    app,
+    configFile: file,
+    onlyFailedSink: values['all-routes'] !== true,
+    dryRun,
+    logger: verbose ? streamLogger(io.stderr) : silentLogger,
+    withRecord: claimCheckReader({ region: stringFlag(values, io, SQS_REGION) ?? io.env['AWS_DEFAULT_REGION'], endpoint: undefined }),
+  });
+
+  const received: LetterEntry[] = [];
+  const removed = new Set<LetterEntry>();
+  let undeletable = 0;
+  // JSON is for scripts: a bar only when a person watches stderr.
+  const showBar = !dryRun && (values['json'] !== true || isTty(io.stderr));
+  const counted = showBar ? await source.count().catch(() => undefined) : undefined;
+  const total = limit !== undefined && counted !== undefined ? Math.min(limit, counted) : counted;
+  const progress = showBar ? new ProgressBar(io.stderr, 'redrive', total) : undefined;
+  let handled = 0;
+  progress?.update(0);
+  try {
+    let full = false;
+    for await (const batch of source.batches()) {
+      received.push(...batch);
+      const selected: LetterEntry[] = [];
+      for (const entry of batch) {
+        if (!keep(entry)) continue;
+        if (limit !== undefined && handled >= limit) {
+          full = true;
+          break;
+        }
+        handled++;
+        selected.push(entry);
+      }
+      const done = await redrive.batch(selected);
+      if (done.length) {
+        undeletable += await source.remove(done);
+        for (const e of done) removed.add(e);
+      }
+      progress?.update(handled, total !== undefined && handled > total ? handled : undefined);
+      if (full) break;
+    }
+  } finally {
+    progress?.finish();
+    try {
+      await source.release(received.filter((e) => !removed.has(e)));
+    } finally {
+      source.close();
+    }
+  }
+  return reportRedrive(io, values, source, redrive.results, undeletable);
 };
 
 /** `dynamo-cdc dlq <list|redrive>`. */
