@@ -15,7 +15,7 @@ import type { LetterEntry, LetterSource } from './letters.js';
 import { claimCheckReader, fileSource, sqsSource } from './letters.js';
 import { ProgressBar } from './progress.js';
 
-const FILE: FlagSpec = { name: 'file', type: 'string', value: '<path>', help: "A dead-letter file written by fileDeadLetterQueue({ path }): one JSON letter per line. Never changed." };
+const FILE: FlagSpec = { name: 'file', type: 'string', value: '<path>', help: 'A dead-letter file written by fileDeadLetterQueue({ path }): one JSON letter per line. Never changed; a redrive records the letters it delivered in <file>.redriven and skips them next time.' };
 const QUEUE_URL: FlagSpec = { name: 'queue-url', type: 'string', value: '<url>', env: 'DLQ_URL', help: 'An SQS dead-letter queue written by sqsDeadLetterQueue({ queueUrl }).' };
 const SQS_REGION: FlagSpec = { name: 'region', type: 'string', value: '<region>', env: 'AWS_REGION', help: 'Region of the queue (and of S3, for claim-checked letters).' };
 const SQS_ENDPOINT: FlagSpec = { name: 'sqs-endpoint', type: 'string', value: '<url>', env: 'SQS_ENDPOINT', help: 'SQS endpoint, for an SQS-compatible server or a VPC endpoint.' };
@@ -57,7 +57,7 @@ export const DLQ_REDRIVE_SPEC: CommandSpec = {
   usage: ['dlq redrive --file <path> [--config <file>] [--dry-run]', 'dlq redrive --queue-url <url> [--config <file>] [--dry-run]'],
   description: [
     "Each letter's record (the raw stream record, unchanged, so it keeps its eventID) goes through the config's routes with the engine: the same decoding, entities, predicates, transforms, retries and per-item order as in the stream. By default only through the routes to the sink that failed it.",
-    'A letter that fails again stays where it is: an SQS message is made visible again, a file is never changed. A delivered SQS message is deleted. Letters of the same item are sent in the order they are read. The exit code is 1 when any letter failed again.',
+    'A letter that fails again stays where it is: an SQS message is made visible again, a file keeps it. A delivered SQS message is deleted; a letter delivered from a file is recorded in <file>.redriven, and a redrive of the file again skips it. Letters of the same item are sent in the order they are read. The exit code is 1 when any letter failed again, or with --dry-run would fail.',
   ],
   flags: [CONFIG_FLAG, ...SOURCE_FLAGS, VISIBILITY(300), DRY_RUN, ONLY_FAILED_SINK, ALL_ROUTES, JSON_FLAG],
   examples: [
