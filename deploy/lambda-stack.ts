@@ -133,6 +133,7 @@ export class DynamoCdcLambdaStack extends Stack {
       ...sinks.statements,
     ];
     for (const statement of statements) this.role.addToPrincipalPolicy(statement);
+    if (sinks.acknowledgements.length > 0) Validations.of(this.role).acknowledge(...sinks.acknowledgements);
 
     // Not DynamoEventSource: it grants dynamodb:ListStreams on `*`, which the mapping does not need.
     // The on-failure destination is bound here for the same reason (SqsDlq adds GetQueueAttributes and GetQueueUrl).

@@ -96,6 +96,7 @@ export class DynamoCdcWorkerStack extends Stack {
       ...sinks.statements,
     ];
     for (const statement of statements) this.taskRole.addToPrincipalPolicy(statement);
+    if (sinks.acknowledgements.length > 0) Validations.of(this.taskRole).acknowledge(...sinks.acknowledgements);
 
     const arm = params.architecture === 'arm64';
     const taskDefinition = new FargateTaskDefinition(this, 'Task', {

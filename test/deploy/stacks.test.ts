@@ -3,10 +3,13 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Validations } from 'aws-cdk-lib';
 import { Annotations, Match } from 'aws-cdk-lib/assertions';
 import type { Template } from 'aws-cdk-lib/assertions';
 import type { CfnFunction } from 'aws-cdk-lib/aws-lambda';
 import type { CfnQueue } from 'aws-cdk-lib/aws-sqs';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import type { IConstruct } from 'constructs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LEASE_TABLE_ACTIONS, WORKER_HEALTH } from '../../deploy/worker-stack.js';
 import { leaseTableDefinition } from '../../src/worker/dynamodb-lease-store.js';
@@ -480,4 +483,64 @@ describe('synthesis', () => {
       Annotations.fromStack(synthesized.stacks.worker).hasNoError('*', Match.anyValue());
     }
   });
+});
+
+/** Every `Validations.of(…).acknowledge` under `scope`: the construct's path, the rule and the reason. */
+const acknowledgementsOf = (scope: IConstruct): { path: string; id: string; reason: string }[] =>
+  scope.node.findAll().flatMap((construct) =>
+    construct.node.metadata
+      .filter((entry) => entry.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY)
+      .flatMap((entry) => Object.entries(entry.data as Record<string, string>).map(([id, reason]) => ({ path: construct.node.path, id: id.replace(/^annotation::/i, ''), reason }))),
+  );
+
+/** AwsSolutions findings left after the acknowledgements, as `rule at path` lines (readable in a failure). */
+const nagFindings = (scope: IConstruct): string[] =>
+  new AwsSolutionsChecks(scope).validateScope(scope).violations.flatMap((v) =>
+    v.violatingResources.map((r) => `${v.ruleName} (${v.severity ?? 'error'}) at ${r.constructPath ?? r.resourceLogicalId ?? '?'}`),
+  );
+
+describe('cdk-nag AwsSolutions', () => {
+  it('finds nothing unacknowledged in either stack, with every sink or none', () => {
+    for (const synthesized of [full, byName]) expect(nagFindings(synthesized.stacks.lambda.node.root)).toEqual([]);
+  });
+
+  it('acknowledges only these rules, each with its reason', () => {
+    // Act
+    const acknowledged = acknowledgementsOf(full.stacks.lambda.node.root).filter(({ id }) => id.startsWith('AwsSolutions-'));
+
+    // Assess
+    expect(acknowledged.map(({ path, id }) => `${id} at ${path}`).sort()).toEqual(
+      [
+        'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::my-data-lake/cdc/*] at DynamoCdcLambdaStack/HandlerRole',
+        'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::my-claim-checks/cdc/claim-check/*] at DynamoCdcLambdaStack/HandlerRole',
+        'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::my-data-lake/cdc/*] at DynamoCdcWorkerStack/TaskRole',
+        'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::my-claim-checks/cdc/claim-check/*] at DynamoCdcWorkerStack/TaskRole',
+        'AwsSolutions-L1 at DynamoCdcLambdaStack/Handler',
+        'AwsSolutions-SQS3 at DynamoCdcLambdaStack/DeadLetterQueue/Queue',
+        'AwsSolutions-SQS3 at DynamoCdcLambdaStack/OnFailureQueue/Queue',
+        'AwsSolutions-SQS3 at DynamoCdcWorkerStack/DeadLetterQueue/Queue',
+        'AwsSolutions-ECS2 at DynamoCdcWorkerStack/Task',
+        'AwsSolutions-IAM5[Resource::*] at DynamoCdcWorkerStack/Task/ExecutionRole',
+      ].sort(),
+    );
+    for (const { id, reason } of acknowledged) expect(reason.length, `${id} has a reason`).toBeGreaterThan(60);
+  });
+
+  it('acknowledges a `*` resource only where the execution role needs it, for ecr:GetAuthorizationToken', () => {
+    // Act
+    const wildcards = policyStatements(byName.worker).filter(({ statement }) => resourcesOf(statement).includes('*'));
+
+    // Assess
+    expect(wildcards.map(({ policy, statement }) => ({ policy, actions: actionsOf(statement) }))).toEqual([
+      { policy: expect.stringMatching(/^TaskExecutionRoleDefaultPolicy/), actions: ['ecr:GetAuthorizationToken'] },
+    ]);
+  });
+
+  it('does not acknowledge an outdated runtime: on Node.js 20 the finding stands', () => {
+    // Act
+    const old = synthesize({ tableName: 'TaskApp', nodeVersion: '20' }, { bundling: false });
+
+    // Assess
+    expect(nagFindings(old.stacks.lambda.node.root)).toEqual(['AwsSolutions-L1 (error) at DynamoCdcLambdaStack/Handler/Resource']);
+  }, SYNTH_TIMEOUT_MS);
 });
