@@ -16,7 +16,7 @@ export interface SinkAccess {
 /**
  * cdk-nag's AwsSolutions-IAM5 finding on an object-prefix resource, by the id it reports (tokens
  * written as `<AWS::Partition>`). The `*` is the object keys the sink writes: new names each time
- * (time and shard in the export's, content hashes in the claim-check's), so no list could name them.
+ * (time and shard in the export's, the event id in the claim-check's), so no list could name them.
  */
 const objectPrefixAcknowledgement = (bucket: string, prefix: string, sink: string): Acknowledgment => ({
   id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::${bucket}/${prefix}*]`,
