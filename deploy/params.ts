@@ -24,11 +24,19 @@ export interface DeployParams {
 
   /**
    * Node.js major version of the function's runtime (`nodejs<v>.x`) and of the worker image
-   * (`node:<v>-bookworm-slim`). 20 is what package.json's engines and the tests target; Lambda
-   * deprecated nodejs20.x on 2026-04-30 and blocks creating functions on it from 2027-02-01.
-   * @default 20
+   * (`node:<v>-bookworm-slim`). 22, because the tests run under it and Lambda deprecated
+   * nodejs20.x on 2026-04-30 (creating functions on it is blocked from 2027-02-01); 20 is kept
+   * only for existing deployments.
+   * @default 22
    */
   readonly nodeVersion: '20' | '22' | '24';
+  /**
+   * Lambda: ship source maps with the bundle and run with `--enable-source-maps`, so stack traces
+   * name the TypeScript sources. Off by default: the map is larger than the minified bundle, and
+   * Node maps every stack trace it prints, both of which slow cold starts.
+   * @default false
+   */
+  readonly sourceMaps: boolean;
   /** CPU architecture of the function and the container. @default 'x86_64' */
   readonly architecture: 'x86_64' | 'arm64';
   /** `LOG_LEVEL` of the handler and the worker. @default 'info' */
@@ -106,7 +114,7 @@ export type DeployParamsInput = { readonly [K in DeployParamName]?: unknown };
 export const DEPLOY_PARAM_NAMES = [
   'stackPrefix', 'account', 'region',
   'tableName', 'tableStreamArn',
-  'nodeVersion', 'architecture', 'logLevel', 'logRetentionDays', 'alarmTopicArn', 'dlqDepthAlarm',
+  'nodeVersion', 'sourceMaps', 'architecture', 'logLevel', 'logRetentionDays', 'alarmTopicArn', 'dlqDepthAlarm',
   'eventBusName', 'queues', 'exportBucket', 'exportPrefix', 'claimCheckBucket', 'claimCheckPrefix', 'openSearchEndpoint', 'openSearchDomainArn',
   'memorySize', 'timeoutSeconds', 'batchSize', 'maxBatchingWindowSeconds', 'parallelizationFactor', 'maximumRetryAttempts', 'maximumRecordAgeSeconds', 'iteratorAgeAlarmSeconds',
   'vpcId', 'cpu', 'memoryMiB', 'minTasks', 'maxTasks', 'desiredTasks', 'scaleOnCpuPercent', 'leaseDurationMs', 'drainTimeoutMs', 'stopTimeoutSeconds',
@@ -191,6 +199,16 @@ const oneOf = <T extends string>(input: DeployParamsInput, name: DeployParamName
   const choice = choices.find((c) => c === value);
   if (choice === undefined) fail(name, `must be one of ${choices.map((c) => `\`${c}\``).join(', ')}, got ${shown(value)}. Set it with ${howToSet(name)}.`);
   return choice ?? fallback;
+};
+
+const flag = (input: DeployParamsInput, name: DeployParamName, fallback: boolean): boolean => {
+  const raw = input[name];
+  if (typeof raw === 'boolean') return raw;
+  const value = text(input, name);
+  if (value === undefined) return fallback;
+  if (value === 'true') return true;
+  if (value === 'false') return false;
+  return fail(name, `must be \`true\` or \`false\`, got ${shown(raw)}. Set it with ${howToSet(name)}, or leave it out for \`${String(fallback)}\`.`);
 };
 
 const list = (input: DeployParamsInput, name: DeployParamName): string[] => {
@@ -314,7 +332,8 @@ export const resolveDeployParams = (input: DeployParamsInput): DeployParams => {
     account,
     region,
     ...table,
-    nodeVersion: oneOf(input, 'nodeVersion', ['20', '22', '24'], '20'),
+    nodeVersion: oneOf(input, 'nodeVersion', ['20', '22', '24'], '22'),
+    sourceMaps: flag(input, 'sourceMaps', false),
     architecture: oneOf(input, 'architecture', ['x86_64', 'arm64'], 'x86_64'),
     logLevel: oneOf(input, 'logLevel', ['fatal', 'error', 'warn', 'info', 'debug', 'trace'], 'info'),
     logRetentionDays,

@@ -1,4 +1,5 @@
 import { Arn, ArnFormat, Stack } from 'aws-cdk-lib';
+import type { Acknowledgment } from 'aws-cdk-lib';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { Construct } from 'constructs';
 import type { DeployParams } from './params.js';
@@ -8,7 +9,19 @@ export interface SinkAccess {
   /** For the app's configuration (dynamo-cdc.config.ts) to read; see docs/deploy.md. */
   readonly environment: Record<string, string>;
   readonly statements: PolicyStatement[];
+  /** cdk-nag findings the statements raise that are right as they are, each with its reason; acknowledge them on the role. */
+  readonly acknowledgements: Acknowledgment[];
 }
+
+/**
+ * cdk-nag's AwsSolutions-IAM5 finding on an object-prefix resource, by the id it reports (tokens
+ * written as `<AWS::Partition>`). The `*` is the object keys the sink writes: new names each time
+ * (time and shard in the export's, the event id in the claim-check's), so no list could name them.
+ */
+const objectPrefixAcknowledgement = (bucket: string, prefix: string, sink: string): Acknowledgment => ({
+  id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::${bucket}/${prefix}*]`,
+  reason: `The ${sink} writes new objects under \`${prefix || '(bucket root)'}\` with keys it makes up as it goes, so the resource is every key under that prefix; only object writes are allowed, nothing on the bucket itself or outside the prefix.`,
+});
 
 type SinkParams = Pick<
   DeployParams,
@@ -54,6 +67,7 @@ export const sinkAccess = (scope: Construct, params: SinkParams): SinkAccess => 
   const stack = Stack.of(scope);
   const environment: Record<string, string> = {};
   const statements: PolicyStatement[] = [];
+  const acknowledgements: Acknowledgment[] = [];
 
   if (params.eventBusName) {
     const busArn = params.eventBusName.startsWith('arn:')
@@ -75,12 +89,14 @@ export const sinkAccess = (scope: Construct, params: SinkParams): SinkAccess => 
     statements.push(
       new PolicyStatement({ sid: 'WriteTheExport', actions: ['s3:PutObject', 's3:AbortMultipartUpload'], resources: [objectsUnder(stack, params.exportBucket, params.exportPrefix)] }),
     );
+    acknowledgements.push(objectPrefixAcknowledgement(params.exportBucket, params.exportPrefix, 'S3 export sink'));
   }
 
   if (params.claimCheckBucket) {
     environment['CLAIM_CHECK_BUCKET'] = params.claimCheckBucket;
     environment['CLAIM_CHECK_PREFIX'] = params.claimCheckPrefix;
     statements.push(new PolicyStatement({ sid: 'WriteClaimChecks', actions: ['s3:PutObject'], resources: [objectsUnder(stack, params.claimCheckBucket, params.claimCheckPrefix)] }));
+    acknowledgements.push(objectPrefixAcknowledgement(params.claimCheckBucket, params.claimCheckPrefix, 'claim-check store'));
   }
 
   if (params.openSearchEndpoint) {
@@ -89,5 +105,5 @@ export const sinkAccess = (scope: Construct, params: SinkParams): SinkAccess => 
     statements.push(new PolicyStatement({ sid: 'BulkIndexInOpenSearch', actions: ['es:ESHttpPost'], resources: [`${domainArn}/_bulk`] }));
   }
 
-  return { environment, statements };
+  return { environment, statements, acknowledgements };
 };

@@ -1,10 +1,10 @@
 import { fileURLToPath } from 'node:url';
-import { CfnOutput, Duration, IgnoreMode, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { CfnOutput, Duration, IgnoreMode, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import type { StackProps } from 'aws-cdk-lib';
-import { GatewayVpcEndpointAwsService, SubnetType, Vpc } from 'aws-cdk-lib/aws-ec2';
+import { FlowLogDestination, FlowLogTrafficType, GatewayVpcEndpointAwsService, SubnetType, Vpc } from 'aws-cdk-lib/aws-ec2';
 import type { IVpc } from 'aws-cdk-lib/aws-ec2';
 import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
-import { Cluster, ContainerImage, CpuArchitecture, FargateService, FargateTaskDefinition, LogDrivers, OperatingSystemFamily } from 'aws-cdk-lib/aws-ecs';
+import { Cluster, ContainerImage, ContainerInsights, CpuArchitecture, FargateService, FargateTaskDefinition, LogDrivers, OperatingSystemFamily } from 'aws-cdk-lib/aws-ecs';
 import type { ContainerDefinition } from 'aws-cdk-lib/aws-ecs';
 import { Table } from 'aws-cdk-lib/aws-dynamodb';
 import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
@@ -96,6 +96,7 @@ export class DynamoCdcWorkerStack extends Stack {
       ...sinks.statements,
     ];
     for (const statement of statements) this.taskRole.addToPrincipalPolicy(statement);
+    if (sinks.acknowledgements.length > 0) Validations.of(this.taskRole).acknowledge(...sinks.acknowledgements);
 
     const arm = params.architecture === 'arm64';
     const taskDefinition = new FargateTaskDefinition(this, 'Task', {
@@ -138,8 +139,19 @@ export class DynamoCdcWorkerStack extends Stack {
       },
     });
 
-    const vpc = this.#vpc(params);
-    const cluster = new Cluster(this, 'Cluster', { vpc });
+    Validations.of(taskDefinition).acknowledge({
+      id: 'AwsSolutions-ECS2',
+      reason: 'The variables are names, ARNs, URLs and settings (table, stream, lease table, queues, buses, buckets, timeouts, log level), none of them secret: they are in the template and the stack outputs anyway. handlers/worker.ts reads its configuration from the environment; fetching it from SSM or Secrets Manager would add a permission and a startup call without hiding anything. A secret must not be added here (see docs/deploy.md).',
+    });
+    // The execution role (the CDK creates it for the image and the log driver) pulls from ECR.
+    Validations.of(taskDefinition.obtainExecutionRole()).acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::*]',
+      reason: 'ecr:GetAuthorizationToken, which the execution role needs to pull the worker image: an authorization token is for the whole registry, so IAM accepts no resource but `*`. The role\'s other statements name the image repository and the log group.',
+    });
+
+    const vpc = this.#vpc(params, params.logRetentionDays as RetentionDays);
+    // Container Insights: per-task CPU, memory and restarts, which the service-level metrics average away.
+    const cluster = new Cluster(this, 'Cluster', { vpc, containerInsightsV2: ContainerInsights.ENABLED });
     this.service = new FargateService(this, 'Service', {
       cluster,
       taskDefinition,
@@ -168,9 +180,14 @@ export class DynamoCdcWorkerStack extends Stack {
     new CfnOutput(this, 'DeadLetterQueueUrl', { value: this.deadLetterQueue.queue.queueUrl });
   }
 
-  #vpc(params: DeployParams): IVpc {
+  #vpc(params: DeployParams, retention: RetentionDays): IVpc {
+    // An existing VPC is its owner's: its flow logs are theirs to set up.
     if (params.vpcId) return Vpc.fromLookup(this, 'Vpc', { vpcId: params.vpcId });
+    // Rejected connections only: what an investigation of the workers' network needs, at a small
+    // fraction of the log volume of every accepted flow through the NAT gateway.
+    const flowLogs = new LogGroup(this, 'VpcFlowLogs', { retention });
     return new Vpc(this, 'Vpc', {
+      flowLogs: { Rejected: { destination: FlowLogDestination.toCloudWatchLogs(flowLogs), trafficType: FlowLogTrafficType.REJECT } },
       maxAzs: 2,
       natGateways: 1,
       restrictDefaultSecurityGroup: false,

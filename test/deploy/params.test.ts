@@ -24,7 +24,8 @@ describe('resolveDeployParams', () => {
       stackPrefix: 'DynamoCdc',
       tableName: 'TaskApp',
       tableStreamArn: undefined,
-      nodeVersion: '20',
+      nodeVersion: '22',
+      sourceMaps: false,
       architecture: 'x86_64',
       batchSize: 100,
       parallelizationFactor: 1,
@@ -44,6 +45,12 @@ describe('resolveDeployParams', () => {
       cpu: 512,
       memoryMiB: 1024,
     });
+  });
+
+  it('turns source maps on from context or the environment', () => {
+    expect(resolveDeployParams({ tableName: 'TaskApp', sourceMaps: 'true' }).sourceMaps).toBe(true);
+    expect(resolveDeployParams({ tableName: 'TaskApp', sourceMaps: true }).sourceMaps).toBe(true);
+    expect(resolveDeployParams({ tableName: 'TaskApp', sourceMaps: 'false' }).sourceMaps).toBe(false);
   });
 
   it('takes the table name from the stream ARN', () => {
@@ -89,6 +96,7 @@ describe('resolveDeployParams', () => {
     ['an OpenSearch domain ARN without its endpoint', { tableName: 'TaskApp', openSearchDomainArn: 'arn:aws:es:eu-west-1:123456789012:domain/tasks' }, 'openSearchEndpoint', /is required with `openSearchDomainArn`/],
     ['a log retention CloudWatch does not offer', { tableName: 'TaskApp', logRetentionDays: '10' }, 'logRetentionDays', /7, 14, 30/],
     ['an unknown architecture', { tableName: 'TaskApp', architecture: 'arm' }, 'architecture', /`x86_64`, `arm64`/],
+    ['source maps neither on nor off', { tableName: 'TaskApp', sourceMaps: 'yes' }, 'sourceMaps', /must be `true` or `false`, got `yes`/],
     ['an unsupported Node.js version', { tableName: 'TaskApp', nodeVersion: '18' }, 'nodeVersion', /`20`, `22`, `24`/],
   ])('rejects %s, naming the parameter and the fix', (_what, input, parameter, message) => {
     // Act

@@ -3,9 +3,13 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Validations } from 'aws-cdk-lib';
 import { Annotations, Match } from 'aws-cdk-lib/assertions';
 import type { Template } from 'aws-cdk-lib/assertions';
+import type { CfnFunction } from 'aws-cdk-lib/aws-lambda';
 import type { CfnQueue } from 'aws-cdk-lib/aws-sqs';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import type { IConstruct } from 'constructs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LEASE_TABLE_ACTIONS, WORKER_HEALTH } from '../../deploy/worker-stack.js';
 import { leaseTableDefinition } from '../../src/worker/dynamodb-lease-store.js';
@@ -44,7 +48,11 @@ const FULL = {
   minTasks: '2',
   maxTasks: '6',
   stopTimeoutSeconds: '90',
+  sourceMaps: 'true',
 } as const;
+
+/** Synthesis bundles the handler with esbuild: slow on a loaded machine, so each config is synthesized once, with room. */
+const SYNTH_TIMEOUT_MS = 240_000;
 
 let full: Synthesized;
 let byName: Synthesized;
@@ -53,9 +61,25 @@ beforeAll(() => {
   full = synthesize(FULL);
   // What `npm run synth` does with no parameters: the table by name, no account, no region, no sinks.
   byName = synthesize({ tableName: 'TaskApp' });
-});
+}, SYNTH_TIMEOUT_MS);
 
 afterAll(removeAssemblies);
+
+/** The stream handler's function resource (the lookup's custom resource has a function too). */
+const handlerOf = (synthesized: Synthesized): { Properties: { Code: { S3Key: string }; Environment: { Variables: Record<string, unknown> } } } => {
+  const stack = synthesized.stacks.lambda;
+  const id = stack.getLogicalId(stack.function.node.defaultChild as CfnFunction);
+  return synthesized.lambda.findResources('AWS::Lambda::Function')[id] as ReturnType<typeof handlerOf>;
+};
+
+const handlerVariables = (synthesized: Synthesized): Record<string, unknown> => handlerOf(synthesized).Properties.Environment.Variables;
+
+/** The bundled handler in the cloud assembly. */
+const bundleOf = (synthesized: Synthesized): string =>
+  join(synthesized.assembly.directory, `asset.${handlerOf(synthesized).Properties.Code.S3Key.replace(/\.zip$/, '')}`, 'index.mjs');
+
+/** esbuild's unminified output has lines of tens of characters; minified output is a few very long lines (newlines only in template literals). */
+const isMinified = (code: string): boolean => code.length / code.split('\n').length > 1000;
 
 const queueIdOf = (synthesized: Synthesized, queue: 'deadLetterQueue' | 'onFailureQueue'): string =>
   synthesized.stacks.lambda.getLogicalId(synthesized.stacks.lambda[queue].queue.node.defaultChild as CfnQueue);
@@ -90,19 +114,32 @@ describe('DynamoCdcLambdaStack', () => {
     });
   });
 
-  it('bundles the handler locally as an ES module that loads and exports the handler', async () => {
+  it('bundles the handler locally, minified, as an ES module that loads and exports the handler', async () => {
     // Arrange
-    const fn = Object.values(full.lambda.findResources('AWS::Lambda::Function', { Properties: { Handler: 'index.handler', Runtime: 'nodejs20.x' } }));
-    expect(fn).toHaveLength(1);
-    const key = String((fn[0] as { Properties: { Code: { S3Key: string } } }).Properties.Code.S3Key);
-    const bundle = join(full.assembly.directory, `asset.${key.replace(/\.zip$/, '')}`, 'index.mjs');
+    const bundle = bundleOf(full);
 
     // Act
     const loaded = (await import(pathToFileURL(bundle).href)) as { handler?: unknown };
 
     // Assess
-    expect(existsSync(`${bundle}.map`)).toBe(true);
     expect(typeof loaded.handler).toBe('function');
+    expect(isMinified(readFileSync(bundle, 'utf8'))).toBe(true);
+  });
+
+  it('runs on Node.js 22 by default, minified, without source maps', () => {
+    // Arrange
+    const bundle = bundleOf(byName);
+
+    // Assess
+    byName.lambda.hasResourceProperties('AWS::Lambda::Function', { Handler: 'index.handler', Runtime: 'nodejs22.x' });
+    expect(isMinified(readFileSync(bundle, 'utf8'))).toBe(true);
+    expect(existsSync(`${bundle}.map`)).toBe(false);
+    expect(handlerVariables(byName)['NODE_OPTIONS']).toBeUndefined();
+  });
+
+  it('ships source maps and turns them on only when asked (sourceMaps)', () => {
+    expect(existsSync(`${bundleOf(full)}.map`)).toBe(true);
+    expect(handlerVariables(full)['NODE_OPTIONS']).toBe('--enable-source-maps');
   });
 
   it('keeps re-delivery progress in the table progressTableDefinition describes, with TTL on expiresAt', () => {
@@ -115,6 +152,7 @@ describe('DynamoCdcLambdaStack', () => {
       AttributeDefinitions: definition.AttributeDefinitions,
       BillingMode: 'PAY_PER_REQUEST',
       TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
+      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
     });
   });
 
@@ -141,10 +179,7 @@ describe('DynamoCdcLambdaStack', () => {
         }),
       },
     });
-    const variables = (Object.values(full.lambda.findResources('AWS::Lambda::Function', { Properties: { Handler: 'index.handler', Runtime: 'nodejs20.x' } }))[0] as {
-      Properties: { Environment: { Variables: Record<string, unknown> } };
-    }).Properties.Environment.Variables;
-    expect(JSON.parse(render(variables['QUEUE_URLS']).replace(/\$\{AWS::URLSuffix\}/g, 'amazonaws.com'))).toEqual({
+    expect(JSON.parse(render(handlerVariables(full)['QUEUE_URLS']).replace(/\$\{AWS::URLSuffix\}/g, 'amazonaws.com'))).toEqual({
       'task-changes.fifo': 'https://sqs.eu-west-1.amazonaws.com/123456789012/task-changes.fifo',
       audit: 'https://sqs.eu-west-1.amazonaws.com/123456789012/audit',
     });
@@ -260,11 +295,26 @@ describe('DynamoCdcWorkerStack', () => {
 
   it('runs in an existing VPC looked up by id, leaving the lookup to the CDK CLI', () => {
     // Act
-    const inVpc = synthesize({ tableName: 'TaskApp', vpcId: 'vpc-0abc1234def567890', account: '123456789012', region: 'eu-west-1' });
+    const inVpc = synthesize({ tableName: 'TaskApp', vpcId: 'vpc-0abc1234def567890', account: '123456789012', region: 'eu-west-1' }, { bundling: false });
 
     // Assess
     inVpc.worker.resourceCountIs('AWS::EC2::VPC', 0);
+    inVpc.worker.resourceCountIs('AWS::EC2::FlowLog', 0);
     expect(inVpc.assembly.manifest.missing?.map((m) => m.key)).toEqual([expect.stringMatching(/^vpc-provider:.*filter\.vpc-id=vpc-0abc1234def567890/)]);
+  }, SYNTH_TIMEOUT_MS);
+
+  it('logs the new VPC\'s rejected flows to CloudWatch Logs, kept as long as the other logs', () => {
+    byName.worker.hasResourceProperties('AWS::EC2::FlowLog', {
+      ResourceType: 'VPC',
+      TrafficType: 'REJECT',
+      LogDestinationType: 'cloud-watch-logs',
+      LogGroupName: { Ref: Match.stringLikeRegexp('^VpcFlowLogs') },
+    });
+    byName.worker.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 30 });
+  });
+
+  it('turns Container Insights on for the cluster', () => {
+    byName.worker.hasResourceProperties('AWS::ECS::Cluster', { ClusterSettings: [{ Name: 'containerInsights', Value: 'enabled' }] });
   });
 
   it('alarms on the dead-letter queue\'s depth', () => {
@@ -288,7 +338,7 @@ describe('DynamoCdcWorkerStack', () => {
     const copied = [...dockerfile.matchAll(/^COPY (?!--from)(.+) \S+$/gm)].flatMap((m) => (m[1] ?? '').split(/\s+/));
 
     // Assess
-    expect(source).toMatchObject({ dockerFile: 'deploy/Dockerfile', platform: 'linux/amd64', dockerBuildArgs: { NODE_IMAGE: 'node:20-bookworm-slim' } });
+    expect(source).toMatchObject({ dockerFile: 'deploy/Dockerfile', platform: 'linux/amd64', dockerBuildArgs: { NODE_IMAGE: 'node:22-bookworm-slim' } });
     expect(copied).toEqual(expect.arrayContaining(['package.json', 'package-lock.json', 'src', 'handlers', 'deploy/worker-bundle.ts']));
     for (const path of copied) expect(existsSync(join(context, path)), `${path} is in the build context`).toBe(true);
     expect(readdirSync(context).sort()).toEqual(['deploy', 'dynamo-cdc.config.ts', 'handlers', 'package-lock.json', 'package.json', 'src', 'tsconfig.json']);
@@ -390,6 +440,7 @@ describe('IAM', () => {
 });
 
 describe('synthesis', () => {
+  // A child process that bundles and synthesizes both stacks: slow on a loaded machine, so it has room.
   it('synthesizes both stacks offline with deploy/synth.ts (npm run synth)', () => {
     // Arrange
     const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -401,7 +452,7 @@ describe('synthesis', () => {
         cwd: root,
         env: { ...process.env, CDK_OUTDIR: outdir },
         encoding: 'utf8',
-        timeout: 60_000,
+        timeout: SYNTH_TIMEOUT_MS - 10_000,
       });
 
       // Assess
@@ -412,19 +463,19 @@ describe('synthesis', () => {
     } finally {
       rmSync(outdir, { recursive: true, force: true });
     }
-  });
+  }, SYNTH_TIMEOUT_MS);
 
   it('stops deploy/synth.ts at a misspelt parameter, naming the known ones', () => {
     // Arrange
     const root = fileURLToPath(new URL('../..', import.meta.url));
 
     // Act
-    const run = spawnSync(join(root, 'node_modules/.bin/tsx'), ['deploy/synth.ts', '-c', 'paralelizationFactor=2'], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+    const run = spawnSync(join(root, 'node_modules/.bin/tsx'), ['deploy/synth.ts', '-c', 'paralelizationFactor=2'], { cwd: root, encoding: 'utf8', timeout: SYNTH_TIMEOUT_MS - 10_000 });
 
     // Assess
     expect(run.status).toBe(1);
     expect(run.stderr).toMatch(/Unknown parameter `paralelizationFactor`\. Known parameters: .*parallelizationFactor/);
-  });
+  }, SYNTH_TIMEOUT_MS);
 
   it('reports no errors on either stack', () => {
     for (const synthesized of [full, byName]) {
@@ -432,4 +483,64 @@ describe('synthesis', () => {
       Annotations.fromStack(synthesized.stacks.worker).hasNoError('*', Match.anyValue());
     }
   });
+});
+
+/** Every `Validations.of(…).acknowledge` under `scope`: the construct's path, the rule and the reason. */
+const acknowledgementsOf = (scope: IConstruct): { path: string; id: string; reason: string }[] =>
+  scope.node.findAll().flatMap((construct) =>
+    construct.node.metadata
+      .filter((entry) => entry.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY)
+      .flatMap((entry) => Object.entries(entry.data as Record<string, string>).map(([id, reason]) => ({ path: construct.node.path, id: id.replace(/^annotation::/i, ''), reason }))),
+  );
+
+/** AwsSolutions findings left after the acknowledgements, as `rule at path` lines (readable in a failure). */
+const nagFindings = (scope: IConstruct): string[] =>
+  new AwsSolutionsChecks(scope).validateScope(scope).violations.flatMap((v) =>
+    v.violatingResources.map((r) => `${v.ruleName} (${v.severity ?? 'error'}) at ${r.constructPath ?? r.resourceLogicalId ?? '?'}`),
+  );
+
+describe('cdk-nag AwsSolutions', () => {
+  it('finds nothing unacknowledged in either stack, with every sink or none', () => {
+    for (const synthesized of [full, byName]) expect(nagFindings(synthesized.stacks.lambda.node.root)).toEqual([]);
+  });
+
+  it('acknowledges only these rules, each with its reason', () => {
+    // Act
+    const acknowledged = acknowledgementsOf(full.stacks.lambda.node.root).filter(({ id }) => id.startsWith('AwsSolutions-'));
+
+    // Assess
+    expect(acknowledged.map(({ path, id }) => `${id} at ${path}`).sort()).toEqual(
+      [
+        'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::my-data-lake/cdc/*] at DynamoCdcLambdaStack/HandlerRole',
+        'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::my-claim-checks/cdc/claim-check/*] at DynamoCdcLambdaStack/HandlerRole',
+        'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::my-data-lake/cdc/*] at DynamoCdcWorkerStack/TaskRole',
+        'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::my-claim-checks/cdc/claim-check/*] at DynamoCdcWorkerStack/TaskRole',
+        'AwsSolutions-L1 at DynamoCdcLambdaStack/Handler',
+        'AwsSolutions-SQS3 at DynamoCdcLambdaStack/DeadLetterQueue/Queue',
+        'AwsSolutions-SQS3 at DynamoCdcLambdaStack/OnFailureQueue/Queue',
+        'AwsSolutions-SQS3 at DynamoCdcWorkerStack/DeadLetterQueue/Queue',
+        'AwsSolutions-ECS2 at DynamoCdcWorkerStack/Task',
+        'AwsSolutions-IAM5[Resource::*] at DynamoCdcWorkerStack/Task/ExecutionRole',
+      ].sort(),
+    );
+    for (const { id, reason } of acknowledged) expect(reason.length, `${id} has a reason`).toBeGreaterThan(60);
+  });
+
+  it('acknowledges a `*` resource only where the execution role needs it, for ecr:GetAuthorizationToken', () => {
+    // Act
+    const wildcards = policyStatements(byName.worker).filter(({ statement }) => resourcesOf(statement).includes('*'));
+
+    // Assess
+    expect(wildcards.map(({ policy, statement }) => ({ policy, actions: actionsOf(statement) }))).toEqual([
+      { policy: expect.stringMatching(/^TaskExecutionRoleDefaultPolicy/), actions: ['ecr:GetAuthorizationToken'] },
+    ]);
+  });
+
+  it('does not acknowledge an outdated runtime: on Node.js 20 the finding stands', () => {
+    // Act
+    const old = synthesize({ tableName: 'TaskApp', nodeVersion: '20' }, { bundling: false });
+
+    // Assess
+    expect(nagFindings(old.stacks.lambda.node.root)).toEqual(['AwsSolutions-L1 (error) at DynamoCdcLambdaStack/Handler/Resource']);
+  }, SYNTH_TIMEOUT_MS);
 });

@@ -24,11 +24,16 @@ export interface Synthesized {
 
 const outdirs: string[] = [];
 
-/** Synthesizes both stacks from raw parameters, as the CDK CLI would (bundling included). */
-export const synthesize = (input: DeployParamsInput): Synthesized => {
+/**
+ * Synthesizes both stacks from raw parameters, as the CDK CLI would: bundling included, unless
+ * `bundling: false` (then the function's code is a placeholder, and synthesis takes a second
+ * instead of an esbuild run).
+ */
+export const synthesize = (input: DeployParamsInput, options: { bundling?: boolean } = {}): Synthesized => {
   const outdir = mkdtempSync(join(tmpdir(), 'dynamo-cdc-deploy-'));
   outdirs.push(outdir);
-  const app = new App({ outdir });
+  // The CDK CLI's `--exclusively` context: which stacks to bundle; none when empty.
+  const app = new App({ outdir, ...(options.bundling === false ? { context: { 'aws:cdk:bundling-stacks': [] } } : {}) });
   const stacks = addDynamoCdcStacks(app, resolveDeployParams(input));
   const assembly = app.synth();
   return { stacks, assembly, lambda: Template.fromStack(stacks.lambda), worker: Template.fromStack(stacks.worker) };
