@@ -8,13 +8,15 @@
 /** Thrown when a subpath's optional peer dependency is not installed. */
 export class MissingPeerDependencyError extends Error {
   /** The package to install. */
-  readonly packageName: string;
+  declare readonly packageName: string;
 
-  constructor(subpath: string, packageName: string, all: readonly string[], cause: unknown) {
-    super(`${subpath} needs ${packageName}, which is not installed: run npm i ${all.join(' ')}`, { cause });
-    this.name = 'MissingPeerDependencyError';
-    this.packageName = packageName;
-    // One line where Node prints an uncaught error: the frames would only point into dist/.
+  constructor(subpath: string, packageName: string, all: readonly string[]) {
+    super(`${subpath} needs ${packageName}, which is not installed: run npm i ${all.join(' ')}`);
+    // Node prints an uncaught error with its stack, its own enumerable properties and its cause: a
+    // non-enumerable name, no cause (its message is in ours) and no frames (they would only point
+    // into dist/) keep that to the one line.
+    Object.defineProperty(this, 'name', { value: 'MissingPeerDependencyError', enumerable: false });
+    Object.defineProperty(this, 'packageName', { value: packageName, enumerable: false });
     this.stack = `${this.name}: ${this.message}`;
   }
 }
@@ -43,6 +45,6 @@ export const importWithPeers = async <T>(subpath: string, packages: readonly str
   } catch (error) {
     const missing = missingPeerOf(error, packages);
     if (missing === undefined) throw error;
-    throw new MissingPeerDependencyError(subpath, missing, packages, error);
+    throw new MissingPeerDependencyError(subpath, missing, packages);
   }
 };

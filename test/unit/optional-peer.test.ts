@@ -13,7 +13,7 @@ describe('importWithPeers', () => {
     expect(missing.packageName).toBe('@aws-sdk/lib-storage');
     expect(missing.message).toBe('dynamo-cdc/s3 needs @aws-sdk/lib-storage, which is not installed: run npm i @aws-sdk/client-s3 @aws-sdk/lib-storage');
     expect(missing.stack).not.toContain('\n');
-    expect(missing.cause).toBeInstanceOf(Error);
+    expect(Object.keys(missing)).toEqual([]); // nothing more for Node to print after the line
   });
 
   it('recognises a subpath of the peer (@opensearch-project/opensearch/aws)', () => {
