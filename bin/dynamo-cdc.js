@@ -1,7 +1,18 @@
 #!/usr/bin/env node
-// The dynamo-cdc command. tsx lets it load TypeScript config files (dynamo-cdc.config.ts) as they are.
-import { register } from 'tsx/esm/api';
+// The dynamo-cdc command: the compiled CLI (dist/cli), with no TypeScript loader at run time.
+// In a clone (src/ present, not shipped in the package) it runs the sources through tsx from the
+// devDependencies instead, so that `npm run dynamo-cdc` needs no build and a config importing
+// ./src/index.js shares the CLI's classes (a ConfigError must be recognised as one).
+import { existsSync } from 'node:fs';
+import { URL } from 'node:url';
 
-register();
-const { main } = await import('../src/cli/main.ts');
+const source = new URL('../src/cli/main.ts', import.meta.url);
+let main;
+if (existsSync(source)) {
+  const { register } = await import('tsx/esm/api');
+  register();
+  ({ main } = await import(source.href));
+} else {
+  ({ main } = await import('../dist/cli/main.js'));
+}
 process.exitCode = await main(process.argv.slice(2));

@@ -42,5 +42,7 @@ export type { FileSinkOptions, FileDeadLetterQueueOptions } from './sinks/file/i
 export { createLogger } from './observability/logger.js';
 export type { CreateLoggerOptions } from './observability/logger.js';
 export { toJson } from './serialize.js';
-export { combineObservers, createWorkerMetrics, emfObserver, livenessDetails, startMetricsServer } from './observability/index.js';
-export type { EmfObserverOptions, MetricsServer, MetricsServerOptions, MetricsWorker, WorkerMetrics, WorkerMetricsOptions } from './observability/index.js';
+// Only what loads no optional peer: the Prometheus metrics are in `dynamo-cdc/observability` (prom-client).
+export { emfObserver } from './observability/emf.js';
+export type { EmfObserverOptions } from './observability/emf.js';
+export { MissingPeerDependencyError } from './optional-peer.js';

@@ -3,7 +3,10 @@ import { isAbsolute, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { App } from '../app.js';
 import { ConfigError, describeError } from '../errors.js';
+import type * as tsxApi from 'tsx/esm/api';
 import { CliError } from './errors.js';
+
+type TsxApi = typeof tsxApi;
 
 /** Looked for in the working directory, in this order, when `--config` is not given. */
 export const DEFAULT_CONFIG_FILES = ['dynamo-cdc.config.ts', 'dynamo-cdc.config.mts', 'dynamo-cdc.config.js', 'dynamo-cdc.config.mjs'] as const;
@@ -46,19 +49,48 @@ const isApp = (value: unknown): value is App => {
 
 const codeOf = (error: unknown): unknown => (error !== null && typeof error === 'object' ? (error as { code?: unknown }).code : undefined);
 
+const TYPESCRIPT_FILE = /\.[cm]?ts$/;
+
+/** The one line shown when a TypeScript config file cannot be loaded by this Node and tsx is not installed. */
+export const typeScriptLoaderMissing = (file: string): string =>
+  `cannot load ${file}: this Node (${process.version}) does not strip TypeScript types. Install tsx (npm i -D tsx), use Node 22.6+ (with --experimental-strip-types before 23.6), or write the config as .js`;
+
+/** tsx's API, or `undefined` when the optional peer dependency is not installed. */
+const loadTsx = async (): Promise<TsxApi | undefined> => {
+  try {
+    return await import('tsx/esm/api');
+  } catch (error) {
+    if (codeOf(error) === 'ERR_MODULE_NOT_FOUND') return undefined;
+    throw error;
+  }
+};
+
 /**
- * Imports the file. A `.ts` file outside an ESM package (no `"type": "module"`) is CommonJS to
- * tsx, and Node refuses to `import()` it through the loader (ERR_REQUIRE_CYCLE_MODULE); tsx's own
+ * Imports the file. A `.ts` file is imported as it is where Node strips types itself (Node 23.6+,
+ * or 22.6+ with --experimental-strip-types) or a loader is registered (the clone's bin registers
+ * tsx); otherwise through tsx, an optional peer dependency, registered for the whole process so
+ * that the config's `dynamo-cdc` is the same module instance as the CLI's (its `ConfigError` must
+ * be recognised). A `.ts` file outside an ESM package (no `"type": "module"`) is CommonJS to tsx,
+ * and Node refuses to `import()` it through the loader (ERR_REQUIRE_CYCLE_MODULE); tsx's own
  * `tsImport` loads it either way.
  */
-const importFile = async (path: string): Promise<{ default?: unknown }> => {
-  const url = pathToFileURL(path).href;
+const importFile = async (path: string, file: string, registered = false): Promise<{ default?: unknown }> => {
+  // Node remembers a failed import by its URL: the retry after registering tsx needs another one.
+  const url = `${pathToFileURL(path).href}${registered ? '?tsx' : ''}`;
   try {
     return (await import(url)) as { default?: unknown };
   } catch (error) {
-    if (codeOf(error) !== 'ERR_REQUIRE_CYCLE_MODULE') throw error;
-    const { tsImport } = await import('tsx/esm/api');
-    return (await tsImport(url, import.meta.url)) as { default?: unknown };
+    const code = codeOf(error);
+    if (code === 'ERR_UNKNOWN_FILE_EXTENSION' && TYPESCRIPT_FILE.test(path) && !registered) {
+      const tsx = await loadTsx();
+      if (tsx === undefined) throw new CliError(typeScriptLoaderMissing(file), { cause: error });
+      tsx.register();
+      return importFile(path, file, true);
+    }
+    if (code !== 'ERR_REQUIRE_CYCLE_MODULE') throw error;
+    const tsx = await loadTsx();
+    if (tsx === undefined) throw new CliError(typeScriptLoaderMissing(file), { cause: error });
+    return (await tsx.tsImport(url, import.meta.url)) as { default?: unknown };
   }
 };
 
@@ -86,7 +118,7 @@ export const findConfigFile = async (cwd: string, explicit: string | undefined):
 };
 
 /**
- * Imports a configuration file (TypeScript or JavaScript; `bin/dynamo-cdc.js` registers tsx) and
+ * Imports a configuration file (TypeScript or JavaScript; see `importFile` for how TypeScript is loaded) and
  * checks that its default export is an {@link App} made by `defineApp(...)`. Every failure is a
  * {@link CliError} that names the file and the fix; a `ConfigError` thrown by `defineApp` keeps
  * its message, which already names the field.
@@ -99,8 +131,9 @@ export const loadConfig = async (cwd: string, explicit: string | undefined): Pro
   const file = shown(cwd, path);
   let module: { default?: unknown };
   try {
-    module = await importFile(path);
+    module = await importFile(path, file);
   } catch (error) {
+    if (error instanceof CliError) throw error;
     if (error instanceof ConfigError) throw new CliError(`${file}: ${error.message}`, { cause: error });
     throw new CliError(`could not load config file ${file}: ${describeError(error).message}. Fix the file, or run with --verbose for the stack`, { cause: error });
   }

@@ -1,5 +1,4 @@
-import type { AttributeValue, CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
-import { DynamoDBClient, PutItemCommand, QueryCommand } from '@aws-sdk/client-dynamodb';
+import type { AttributeValue, CreateTableCommandInput, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { systemClock } from '../core/clock.js';
 import { ConfigError } from '../errors.js';
 import type { Clock, Progress, ProgressStore } from '../ports.js';
@@ -95,7 +94,13 @@ export const dynamoDbProgressStore = (options: DynamoDbProgressStoreOptions): Pr
   if (!Number.isInteger(lookBack) || lookBack < 1) {
     throw new ConfigError('progressStore.lookBack', `must be an integer >= 1, got \`${String(lookBack)}\` (${typeof lookBack}). Leave it out for 10.`);
   }
-  const client = options.client ?? new DynamoDBClient({ maxAttempts: 3 });
+  // The SDK is loaded when a store is made, not when the module is: a handler without a progress
+  // store does not pay for it at cold start. Loading starts now so that the first batch waits less.
+  const sdk = import('@aws-sdk/client-dynamodb');
+  sdk.catch(() => undefined); // a failure surfaces on the first load or save, not as an unhandled rejection
+  let client: Promise<DynamoDBClient> | undefined;
+  const clientOf = (): Promise<DynamoDBClient> =>
+    (client ??= options.client ? Promise.resolve(options.client) : sdk.then(({ DynamoDBClient }) => new DynamoDBClient({ maxAttempts: 3 })));
   const clock = options.clock ?? systemClock;
 
   const toProgress = (item: Record<string, AttributeValue>): Progress => {
@@ -112,6 +117,8 @@ export const dynamoDbProgressStore = (options: DynamoDbProgressStoreOptions): Pr
 
   return {
     async load(position, signal) {
+      const { QueryCommand } = await sdk;
+      const client = await clientOf();
       const { Items: items = [] } = await client.send(
         new QueryCommand({
           TableName: tableName,
@@ -132,6 +139,8 @@ export const dynamoDbProgressStore = (options: DynamoDbProgressStoreOptions): Pr
 
     async save(progress, signal) {
       const expiresAt = Math.floor(clock.now() / 1000) + ttlSeconds;
+      const { PutItemCommand } = await sdk;
+      const client = await clientOf();
       await client.send(
         new PutItemCommand({
           TableName: tableName,

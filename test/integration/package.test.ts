@@ -1,0 +1,179 @@
+/**
+ * The package as a user gets it: `npm pack` (prepack builds), installed into a fresh project, then
+ * every subpath export imported and the `dynamo-cdc` command run from node_modules/.bin.
+ *
+ * The install is offline (`npm ci --offline`): npm's cache holds the tarballs of our dependencies
+ * but not the registry's metadata for them (the shared install came from package-lock.json), so
+ * the project gets a lockfile built from ours, which names each dependency's version and integrity
+ * and lets npm take it from the cache without asking the registry.
+ */
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+
+interface Run {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+const run = (command: string, args: readonly string[], cwd: string, timeout = 240_000): Promise<Run> =>
+  new Promise((done) => {
+    execFile(command, args, { cwd, timeout, maxBuffer: 64 * 1024 * 1024, env: { ...process.env, NODE_NO_WARNINGS: '1' } }, (error, stdout, stderr) => {
+      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
+      done({ code, stdout, stderr });
+    });
+  });
+
+const node = (cwd: string, ...args: string[]): Promise<Run> => run(process.execPath, ['--no-warnings', ...args], cwd, 60_000);
+
+interface LockEntry {
+  readonly version?: string;
+  readonly link?: boolean;
+  readonly dependencies?: Record<string, string>;
+  readonly optionalDependencies?: Record<string, string>;
+  readonly [field: string]: unknown;
+}
+
+interface PackageJson {
+  readonly name: string;
+  readonly version: string;
+  readonly license: string;
+  readonly dependencies: Record<string, string>;
+  readonly peerDependencies: Record<string, string>;
+  readonly peerDependenciesMeta: Record<string, unknown>;
+  readonly bin: Record<string, string>;
+  readonly engines: Record<string, string>;
+  readonly exports: Record<string, unknown>;
+}
+
+/** The optional peers a subpath needs, as its one-line error names them. */
+const PEERS: Readonly<Record<string, readonly string[]>> = {
+  './eventbridge': ['@aws-sdk/client-eventbridge'],
+  './sqs': ['@aws-sdk/client-sqs'],
+  './s3': ['@aws-sdk/client-s3', '@aws-sdk/lib-storage'],
+  './opensearch': ['@opensearch-project/opensearch'],
+  './observability': ['prom-client'],
+};
+
+/**
+ * A lockfile for a project that depends on the tarball and on `peers`: the tarball's entry plus the
+ * closure of its dependencies, each copied from our lockfile at the path Node would resolve it from.
+ */
+const lockfileFor = (pkg: PackageJson, lock: { packages: Record<string, LockEntry> }, tarball: string, integrity: string, peers: readonly string[]) => {
+  const packages: Record<string, LockEntry> = {};
+  const find = (from: string, name: string): string | undefined => {
+    for (let at = from; ; ) {
+      const path = `${at ? `${at}/` : ''}node_modules/${name}`;
+      if (lock.packages[path] && !lock.packages[path].link) return path;
+      if (!at) return undefined;
+      const i = at.lastIndexOf('/node_modules/');
+      at = i < 0 ? '' : at.slice(0, i);
+    }
+  };
+  const visit = (path: string | undefined): void => {
+    if (path === undefined || packages[path]) return;
+    // Our lockfile marks them dev or peer; here they are what the project depends on.
+    const { dev: _dev, peer: _peer, optional: _optional, devOptional: _devOptional, ...entry } = lock.packages[path] as LockEntry;
+    packages[path] = entry;
+    for (const name of Object.keys({ ...entry.dependencies, ...entry.optionalDependencies })) visit(find(path, name));
+  };
+  for (const name of [...Object.keys(pkg.dependencies), ...peers]) visit(find('', name));
+  const dependencies = { [pkg.name]: `file:${tarball}`, ...Object.fromEntries(peers.map((name) => [name, String(lock.packages[`node_modules/${name}`]?.version)])) };
+  const project = { name: 'smoke', version: '1.0.0', private: true, type: 'module', dependencies };
+  const own = { version: pkg.version, resolved: `file:${tarball}`, integrity, license: pkg.license, dependencies: pkg.dependencies, peerDependencies: pkg.peerDependencies, peerDependenciesMeta: pkg.peerDependenciesMeta, bin: pkg.bin, engines: pkg.engines };
+  return { project, lockfile: { name: 'smoke', version: '1.0.0', lockfileVersion: 3, requires: true, packages: { '': { name: 'smoke', version: '1.0.0', dependencies }, [`node_modules/${pkg.name}`]: own, ...packages } } };
+};
+
+describe('the packed package, installed into a fresh project', () => {
+  let dir: string;
+  let files: string[];
+  let pkg: PackageJson;
+  let subpaths: string[];
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'dynamo-cdc-package-'));
+    pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as PackageJson;
+    subpaths = Object.keys(pkg.exports).filter((s) => s !== './package.json');
+    const packed = await run('npm', ['pack', '--pack-destination', dir, '--json', '--silent'], ROOT);
+    expect(packed.code, packed.stderr).toBe(0);
+    const [info] = JSON.parse(packed.stdout.slice(packed.stdout.indexOf('['))) as [{ filename: string; files: { path: string }[] }];
+    files = info.files.map((f) => f.path);
+    const tarball = info.filename;
+    const integrity = `sha512-${createHash('sha512').update(await readFile(join(dir, tarball))).digest('base64')}`;
+    const lock = JSON.parse(await readFile(join(ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, LockEntry> };
+    const { project, lockfile } = lockfileFor(pkg, lock, tarball, integrity, [...new Set(Object.values(PEERS).flat())]);
+    await writeFile(join(dir, 'package.json'), JSON.stringify(project, null, 2));
+    await writeFile(join(dir, 'package-lock.json'), JSON.stringify(lockfile, null, 2));
+    const installed = await run('npm', ['ci', '--offline', '--no-audit', '--no-fund', '--ignore-scripts'], dir);
+    expect(installed.code, installed.stderr).toBe(0);
+  }, 600_000);
+
+  afterAll(async () => {
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('ships the compiled code (CLI included), bin, README, LICENSE and docs; no sources', () => {
+    for (const file of ['dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js', 'bin/dynamo-cdc.js', 'README.md', 'LICENSE', 'docs/cli.md', 'package.json']) expect(files).toContain(file);
+    expect(files.filter((f) => /^(src|handlers|test|deploy|bench)\//.test(f) || f.endsWith('.map') || f.endsWith('.ts') && !f.endsWith('.d.ts'))).toEqual([]);
+  });
+
+  it('imports every subpath export', async () => {
+    const script = subpaths.map((s) => `await import('${pkg.name}${s.slice(1)}');`).join('\n');
+    const result = await node(dir, '--input-type=module', '-e', `${script}\nconsole.log('imported ${subpaths.length}')`);
+    expect(result.stderr).toBe('');
+    expect(result.stdout.trim()).toBe(`imported ${subpaths.length}`);
+  });
+
+  it('runs `dynamo-cdc --help` from node_modules/.bin, with no TypeScript loader installed', async () => {
+    const result = await run(join(dir, 'node_modules/.bin/dynamo-cdc'), ['--help'], dir, 60_000);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toMatch(/^Usage:/m);
+    await expect(readFile(join(dir, 'node_modules/tsx/package.json'))).rejects.toThrow();
+  });
+
+  it("recognises the config's ConfigError: the compiled CLI and the config share one copy of the classes", async () => {
+    await writeFile(join(dir, 'bad.config.js'), "import { defineApp } from 'dynamo-cdc';\nexport default defineApp({ table: 'T', routes: [] });\n");
+    const result = await run(join(dir, 'node_modules/.bin/dynamo-cdc'), ['run', '--config', 'bad.config.js', '--lease-table', 't', '--region', 'us-east-1'], dir, 60_000);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr.trim()).toMatch(/^dynamo-cdc: bad\.config\.js: Invalid dynamo-cdc configuration: `routes` must be/);
+    expect(result.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
+  it.skipIf((process.features as { typescript?: unknown }).typescript)('says in one line what to install to load a .ts config where Node cannot strip types', async () => {
+    await writeFile(join(dir, 'typed.config.ts'), "import { defineApp, route, consoleSink } from 'dynamo-cdc';\nexport default defineApp({ table: 'T' as string, routes: [route('*').to(consoleSink())] });\n");
+    const result = await run(join(dir, 'node_modules/.bin/dynamo-cdc'), ['run', '--config', 'typed.config.ts', '--lease-table', 't', '--region', 'us-east-1'], dir, 60_000);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr.trim()).toMatch(/^dynamo-cdc: cannot load typed\.config\.ts: .*Install tsx \(npm i -D tsx\)/);
+    expect(result.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
+  describe('without the optional peers', () => {
+    beforeAll(async () => {
+      // Runs last in this file: takes the peers (and the DynamoDB client) out of the project.
+      for (const name of [...new Set(Object.values(PEERS).flat()), '@aws-sdk/client-dynamodb']) await rm(join(dir, 'node_modules', name), { recursive: true, force: true });
+    });
+
+    it('loads the main entry point, dynamo-cdc/lambda and dynamo-cdc/testing: none needs a sink client, prom-client or the DynamoDB client at import', async () => {
+      const result = await node(dir, '--input-type=module', '-e', "await import('dynamo-cdc'); const { dynamoDbProgressStore } = await import('dynamo-cdc/lambda'); await import('dynamo-cdc/testing'); console.log('ok')");
+      expect(result.stderr).toBe('');
+      expect(result.stdout.trim()).toBe('ok');
+    });
+
+    it.each(Object.entries(PEERS))('%s fails at import with one line naming what to install', async (subpath, peers) => {
+      await writeFile(join(dir, 'import-it.mjs'), `import '${pkg.name}${subpath.slice(1)}';\n`);
+      const result = await node(dir, 'import-it.mjs');
+      expect(result.code).not.toBe(0);
+      const line = `MissingPeerDependencyError: dynamo-cdc${subpath.slice(1)} needs ${peers[0]}, which is not installed: run npm i ${peers.join(' ')}`;
+      expect(result.stderr).toContain(line);
+      // Node frames the error with where it was thrown; what it prints of the error is that line only.
+      expect(result.stderr).not.toMatch(/^\s+at /m);
+      expect(result.stderr).not.toContain('[cause]');
+    });
+  });
+});
