@@ -10,9 +10,8 @@
  * Metrics go to stdout as CloudWatch Embedded Metric Format lines (namespace DynamoCdc, see docs/metrics.md).
  */
 import app from '../dynamo-cdc.config.js';
-import { createLogger } from '../src/index.js';
+import { createLogger, emfObserver } from '../src/index.js';
 import { createStreamHandler, dynamoDbProgressStore } from '../src/lambda/index.js';
-import { emfObserver } from '../src/observability/index.js';
 
 const logger = createLogger({ logImages: process.env['LOG_IMAGES'] === 'true' });
 const progressTable = process.env['PROGRESS_TABLE'];

@@ -2,10 +2,8 @@ import { DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import type { App } from '../app.js';
 import { ConfigError, describeError } from '../errors.js';
-import { startMetricsServer } from '../observability/http-server.js';
 import type { MetricsServer } from '../observability/http-server.js';
 import { createLogger } from '../observability/logger.js';
-import { combineObservers, createWorkerMetrics, livenessDetails } from '../observability/metrics.js';
 import type { Logger } from '../ports.js';
 import { dynamoDbLeaseStore, ensureLeaseTable } from './dynamodb-lease-store.js';
 import { dynamoDbStreamsApi } from './dynamodb-streams-api.js';
@@ -81,8 +79,10 @@ export const runWorker = async (options: RunWorkerOptions): Promise<Worker> => {
   }
 
   const { app, leaseTable: _t, createLeaseTable: _c, region: _r, endpoint: _e, credentials: _k, handleSignals, metricsPort: _m, observer: own, ...tuning } = options;
-  const metrics = metricsPort === false ? undefined : createWorkerMetrics();
-  const observer = metrics && own ? combineObservers(own, metrics.observer) : (metrics?.observer ?? own);
+  // prom-client is an optional peer: loaded only when metrics are served, naming it when missing.
+  const observability = metricsPort === false ? undefined : await import('../observability/index.js');
+  const metrics = observability?.createWorkerMetrics();
+  const observer = metrics && own ? observability?.combineObservers(own, metrics.observer) : (metrics?.observer ?? own);
   const worker = new ServedWorker({
     ...tuning,
     app,
@@ -94,9 +94,9 @@ export const runWorker = async (options: RunWorkerOptions): Promise<Worker> => {
   });
   metrics?.track(worker);
   await worker.start();
-  if (metrics && metricsPort !== false) {
+  if (observability && metrics && metricsPort !== false) {
     try {
-      worker.metricsServer = await startMetricsServer({ port: metricsPort, registry: metrics.registry, isLive: () => worker.isLive(), notLiveDetails: () => livenessDetails(worker) });
+      worker.metricsServer = await observability.startMetricsServer({ port: metricsPort, registry: metrics.registry, isLive: () => worker.isLive(), notLiveDetails: () => observability.livenessDetails(worker) });
     } catch (error) {
       await worker.stop();
       dynamo.destroy();
