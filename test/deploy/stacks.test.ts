@@ -49,11 +49,20 @@ const FULL = {
 let full: Synthesized;
 let byName: Synthesized;
 
+/**
+ * Limit of a synthesis (in process, or a `tsx deploy/synth.ts` process that loads aws-cdk-lib and
+ * bundles the handlers with esbuild): about 7 s on an idle machine, over 30 s with both cores busy,
+ * when the default test timeout failed it. Generous, so only a hung synthesis fails on time.
+ */
+const SYNTH_TIMEOUT_MS = 180_000;
+/** A synth process is killed before the test's own limit, so the failure shows its stderr. */
+const SYNTH_PROCESS_TIMEOUT_MS = SYNTH_TIMEOUT_MS - 20_000;
+
 beforeAll(() => {
   full = synthesize(FULL);
   // What `npm run synth` does with no parameters: the table by name, no account, no region, no sinks.
   byName = synthesize({ tableName: 'TaskApp' });
-});
+}, SYNTH_TIMEOUT_MS);
 
 afterAll(removeAssemblies);
 
@@ -401,7 +410,7 @@ describe('synthesis', () => {
         cwd: root,
         env: { ...process.env, CDK_OUTDIR: outdir },
         encoding: 'utf8',
-        timeout: 60_000,
+        timeout: SYNTH_PROCESS_TIMEOUT_MS,
       });
 
       // Assess
@@ -412,19 +421,19 @@ describe('synthesis', () => {
     } finally {
       rmSync(outdir, { recursive: true, force: true });
     }
-  });
+  }, SYNTH_TIMEOUT_MS);
 
   it('stops deploy/synth.ts at a misspelt parameter, naming the known ones', () => {
     // Arrange
     const root = fileURLToPath(new URL('../..', import.meta.url));
 
     // Act
-    const run = spawnSync(join(root, 'node_modules/.bin/tsx'), ['deploy/synth.ts', '-c', 'paralelizationFactor=2'], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+    const run = spawnSync(join(root, 'node_modules/.bin/tsx'), ['deploy/synth.ts', '-c', 'paralelizationFactor=2'], { cwd: root, encoding: 'utf8', timeout: SYNTH_PROCESS_TIMEOUT_MS });
 
     // Assess
     expect(run.status).toBe(1);
     expect(run.stderr).toMatch(/Unknown parameter `paralelizationFactor`\. Known parameters: .*parallelizationFactor/);
-  });
+  }, SYNTH_TIMEOUT_MS);
 
   it('reports no errors on either stack', () => {
     for (const synthesized of [full, byName]) {
