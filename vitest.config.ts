@@ -1,11 +1,31 @@
 import { defineConfig } from 'vitest/config';
+// Before any test or global setup loads the AWS SDK; the workers and the processes tests spawn
+// inherit the environment, so none of them prints the SDK's Node 20 support warning.
+import './scripts/quiet-sdk-node-warning.js';
+
+/**
+ * Tests that need no DynamoDB Local (so no Java): `npm run test:unit` runs only these. Every other
+ * test file is in the `integration` project, whose global setup starts DynamoDB Local; a test that
+ * calls `inject('dynamoEndpoint')` (directly or through test/support/dynamo.ts) belongs there.
+ */
+const UNIT = ['test/unit/**/*.test.ts', 'test/contract/**/*.test.ts', 'test/property/**/*.test.ts'];
 
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
-    // One DynamoDB Local for the whole run; tests read its endpoint with inject('dynamoEndpoint').
-    globalSetup: ['test/support/global-setup.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
+    projects: [
+      { extends: true, test: { name: 'unit', include: UNIT } },
+      {
+        extends: true,
+        test: {
+          name: 'integration',
+          include: ['test/**/*.test.ts'],
+          exclude: UNIT,
+          // One DynamoDB Local for the whole run; tests read its endpoint with inject('dynamoEndpoint').
+          globalSetup: ['test/support/global-setup.ts'],
+        },
+      },
+    ],
   },
 });

@@ -51,11 +51,17 @@ const FULL = {
   sourceMaps: 'true',
 } as const;
 
-/** Synthesis bundles the handler with esbuild: slow on a loaded machine, so each config is synthesized once, with room. */
-const SYNTH_TIMEOUT_MS = 240_000;
-
 let full: Synthesized;
 let byName: Synthesized;
+
+/**
+ * Each config is synthesized once. Limit of a synthesis (in process, or a `tsx deploy/synth.ts` process that loads aws-cdk-lib and
+ * bundles the handlers with esbuild): about 7 s on an idle machine, over 30 s with both cores busy,
+ * when the default test timeout failed it. Generous, so only a hung synthesis fails on time.
+ */
+const SYNTH_TIMEOUT_MS = 240_000;
+/** A synth process is killed before the test's own limit, so the failure shows its stderr. */
+const SYNTH_PROCESS_TIMEOUT_MS = SYNTH_TIMEOUT_MS - 20_000;
 
 beforeAll(() => {
   full = synthesize(FULL);
@@ -452,7 +458,7 @@ describe('synthesis', () => {
         cwd: root,
         env: { ...process.env, CDK_OUTDIR: outdir },
         encoding: 'utf8',
-        timeout: SYNTH_TIMEOUT_MS - 10_000,
+        timeout: SYNTH_PROCESS_TIMEOUT_MS,
       });
 
       // Assess
@@ -470,7 +476,7 @@ describe('synthesis', () => {
     const root = fileURLToPath(new URL('../..', import.meta.url));
 
     // Act
-    const run = spawnSync(join(root, 'node_modules/.bin/tsx'), ['deploy/synth.ts', '-c', 'paralelizationFactor=2'], { cwd: root, encoding: 'utf8', timeout: SYNTH_TIMEOUT_MS - 10_000 });
+    const run = spawnSync(join(root, 'node_modules/.bin/tsx'), ['deploy/synth.ts', '-c', 'paralelizationFactor=2'], { cwd: root, encoding: 'utf8', timeout: SYNTH_PROCESS_TIMEOUT_MS });
 
     // Assess
     expect(run.status).toBe(1);
