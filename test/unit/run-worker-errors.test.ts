@@ -8,7 +8,7 @@ import { runWorker } from '../../src/worker/index.js';
 const REGION_ENV = ['AWS_REGION', 'AWS_DEFAULT_REGION', 'AWS_PROFILE', 'AWS_DEFAULT_PROFILE', 'AWS_CONFIG_FILE', 'AWS_SHARED_CREDENTIALS_FILE', 'AWS_ENDPOINT_URL', 'AWS_ENDPOINT_URL_DYNAMODB'];
 const NOWHERE = '/nonexistent/dynamo-cdc-test/aws-config';
 
-const app = defineApp({ table: 'TaskApp', routes: [route('*').to(new MemorySink('sink'))] });
+const app = defineApp({ table: 'TaskApp', routes: [route('*').to(new MemorySink())] });
 const credentials = { accessKeyId: 'test', secretAccessKey: 'test' };
 const base = { app, leaseTable: 'leases', handleSignals: false, metricsPort: false, logger: memoryLogger(), credentials } as const;
 
