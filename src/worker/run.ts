@@ -19,9 +19,29 @@ export interface RunWorkerOptions extends Partial<Omit<WorkerOptions, 'app' | 's
   readonly leaseTable: string;
   /** Create the lease table when it is missing (never done silently otherwise). @default false */
   readonly createLeaseTable?: boolean;
+  /**
+   * AWS region of the table, its stream and the lease table. Needed with an `endpoint` too (the
+   * requests are signed for a region; DynamoDB Local accepts any, such as `us-east-1`).
+   * @default the AWS SDK's: `AWS_REGION`, or the region of the profile in the AWS config file
+   */
   readonly region?: string;
-  /** A DynamoDB (and Streams) endpoint, such as DynamoDB Local's. */
+  /**
+   * URL of the DynamoDB and DynamoDB Streams endpoint, for DynamoDB Local or a proxy. DynamoDB Local
+   * serves both APIs on one port.
+   * @default the region's AWS endpoint (or the SDK's `AWS_ENDPOINT_URL`)
+   * @example
+   * // DynamoDB Local on its usual port; it accepts any region and any credentials.
+   * await runWorker({
+   *   app,
+   *   leaseTable: 'dynamo-cdc-leases',
+   *   createLeaseTable: true,
+   *   endpoint: 'http://127.0.0.1:8000',
+   *   region: 'us-east-1',
+   *   credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+   * });
+   */
   readonly endpoint?: string;
+  /** @default the AWS SDK's default credential chain (environment, profile, container or instance role) */
   readonly credentials?: { accessKeyId: string; secretAccessKey: string };
   /** Stop gracefully on SIGTERM and SIGINT, then exit. @default true */
   readonly handleSignals?: boolean;
@@ -33,6 +53,34 @@ export interface RunWorkerOptions extends Partial<Omit<WorkerOptions, 'app' | 's
    */
   readonly metricsPort?: number | false;
 }
+
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'UND_ERR_CONNECT_TIMEOUT']);
+
+/** The network error code in an error, its causes or an AggregateError's errors (the SDK nests them). */
+const networkCode = (error: unknown, depth = 0): string | undefined => {
+  if (error === null || typeof error !== 'object' || depth > 6) return undefined;
+  const e = error as { code?: unknown; name?: unknown; cause?: unknown; errors?: unknown };
+  if (typeof e.code === 'string' && NETWORK_CODES.has(e.code)) return e.code;
+  if (e.name === 'TimeoutError') return typeof e.code === 'string' ? e.code : 'timeout';
+  for (const inner of Array.isArray(e.errors) ? (e.errors as unknown[]) : []) {
+    const code = networkCode(inner, depth + 1);
+    if (code) return code;
+  }
+  return networkCode(e.cause, depth + 1);
+};
+
+/** Start-up failures a user fixes in the options, as one-line {@link ConfigError}s; others as they were. */
+const explainStartError = (error: unknown, options: RunWorkerOptions, region: string): unknown => {
+  if (error instanceof ConfigError) return error;
+  const code = networkCode(error);
+  if (!code) return error;
+  // The SDK's own variables set an endpoint too; the line names the one that was used.
+  const endpoint = options.endpoint ?? process.env['AWS_ENDPOINT_URL_DYNAMODB'] ?? process.env['AWS_ENDPOINT_URL'];
+  if (endpoint) {
+    return new ConfigError('endpoint', `\`${endpoint}\` cannot be reached (${code}). Check that DynamoDB Local (or the service) is running there and the URL's scheme, host and port.`, { cause: error });
+  }
+  return new ConfigError('region', `\`${region}\`: DynamoDB at dynamodb.${region}.amazonaws.com cannot be reached (${code}). Check the region name and this host's network (proxy, VPC endpoint, DNS), or pass \`endpoint\`.`, { cause: error });
+};
 
 /** A worker whose metrics server closes when it stops, whoever stops it. */
 class ServedWorker extends Worker {
@@ -63,19 +111,37 @@ export const runWorker = async (options: RunWorkerOptions): Promise<Worker> => {
     maxAttempts: 3,
   };
   const dynamo = new DynamoDBClient(clientConfig);
+  // The SDK resolves the region only at the first request and then fails with a bare "Region is
+  // missing"; asked here, the answer can name the option and the variable.
+  const region = await dynamo.config.region().catch(() => undefined);
+  if (!region) {
+    dynamo.destroy();
+    throw new ConfigError('region', 'is not set. Pass `region` (DynamoDB Local accepts any, such as `us-east-1`), or set AWS_REGION.');
+  }
   const streamsClient = new DynamoDBStreamsClient(clientConfig);
-  await ensureLeaseTable({ client: dynamo, tableName: options.leaseTable, create: options.createLeaseTable ?? false });
-
+  // Start-up asks through a client with a connect timeout, so an endpoint that is down or drops
+  // packets fails in seconds with one line instead of hanging in the SDK's retries.
+  const startClient = new DynamoDBClient({ ...clientConfig, requestHandler: { connectionTimeout: 3000 } });
   let streamArn = options.streamArn;
-  if (!streamArn) {
-    let table;
-    try {
-      table = (await dynamo.send(new DescribeTableCommand({ TableName: options.app.table }))).Table;
-    } catch (error) {
-      throw new ConfigError('table', `\`${options.app.table}\` could not be described (${describeError(error).message}). Check the table name, the region and the endpoint, or pass the stream ARN.`, { cause: error });
+  try {
+    await ensureLeaseTable({ client: startClient, tableName: options.leaseTable, create: options.createLeaseTable ?? false });
+    if (!streamArn) {
+      let table;
+      try {
+        table = (await startClient.send(new DescribeTableCommand({ TableName: options.app.table }))).Table;
+      } catch (error) {
+        if (networkCode(error)) throw error;
+        throw new ConfigError('table', `\`${options.app.table}\` could not be described (${describeError(error).message}). Check the table name, the region and the endpoint, or pass the stream ARN.`, { cause: error });
+      }
+      streamArn = table?.LatestStreamArn;
+      if (!streamArn) throw new ConfigError('table', `\`${options.app.table}\` has no stream. Enable a stream with view type NEW_AND_OLD_IMAGES (or NEW_IMAGE).`);
     }
-    streamArn = table?.LatestStreamArn;
-    if (!streamArn) throw new ConfigError('table', `\`${options.app.table}\` has no stream. Enable a stream with view type NEW_AND_OLD_IMAGES (or NEW_IMAGE).`);
+  } catch (error) {
+    dynamo.destroy();
+    streamsClient.destroy();
+    throw explainStartError(error, options, region);
+  } finally {
+    startClient.destroy();
   }
 
   const { app, leaseTable: _t, createLeaseTable: _c, region: _r, endpoint: _e, credentials: _k, handleSignals, metricsPort: _m, observer: own, ...tuning } = options;
