@@ -1,7 +1,10 @@
 import { defineConfig } from 'vitest/config';
-// Before any test or global setup loads the AWS SDK; the workers and the processes tests spawn
-// inherit the environment, so none of them prints the SDK's Node 20 support warning.
-import './scripts/quiet-sdk-node-warning.js';
+
+// As scripts/quiet-sdk-node-warning.js does for the npm scripts (an import of it here would be
+// dropped: the package declares no side effects). Set before any test or global setup loads the
+// AWS SDK; the workers and the processes tests spawn inherit it, so none prints the SDK's Node 20
+// support warning.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 /**
  * Tests that need no DynamoDB Local (so no Java): `npm run test:unit` runs only these. Every other
