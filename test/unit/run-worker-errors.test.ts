@@ -51,3 +51,24 @@ describe('runWorker start-up errors', () => {
     expect(message).toMatch(/DynamoDB Local/);
   });
 });
+
+describe('runWorker metrics port from METRICS_PORT', () => {
+  afterEach(() => {
+    delete process.env['METRICS_PORT'];
+  });
+
+  it('rejects a METRICS_PORT that is not a port, naming the variable, before touching AWS', async () => {
+    process.env['METRICS_PORT'] = 'ninety';
+    const { metricsPort: _unset, ...withoutPort } = base;
+    const error: unknown = await runWorker({ ...withoutPort, region: 'us-east-1', endpoint: 'http://127.0.0.1:1' }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).field).toBe('metricsPort');
+    expect((error as ConfigError).message).toContain('got METRICS_PORT=ninety');
+  });
+
+  it('lets the option win over the variable', async () => {
+    process.env['METRICS_PORT'] = 'ninety';
+    const error: unknown = await runWorker({ ...base, region: 'us-east-1', endpoint: 'http://127.0.0.1:1' }).catch((e: unknown) => e);
+    expect((error as ConfigError).field).toBe('endpoint');
+  });
+});
