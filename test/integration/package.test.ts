@@ -1,6 +1,8 @@
 /**
  * The package as a user gets it: `npm pack` (prepack builds), installed into a fresh project, then
- * every subpath export imported and the `dynamo-cdc` command run from node_modules/.bin.
+ * every subpath export imported, the `dynamo-cdc` command run from node_modules/.bin (`demo`
+ * included), and README's "Use it" section taken from README itself, typechecked in a strict
+ * project and run: the worker snippet and the Lambda handler snippet against DynamoDB Local.
  *
  * The install is offline (`npm ci --offline`): npm's cache holds the tarballs of our dependencies
  * but not the registry's metadata for them (the shared install came from package-lock.json), so
@@ -13,7 +15,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { DynamoDBClient, PutItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import { CreateTableCommand, DynamoDBClient, PutItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { localClientConfig, startDynamoDbLocal } from '../../src/local/dynamodb-local.js';
 import type { DynamoDbLocal } from '../../src/local/dynamodb-local.js';
@@ -267,6 +269,34 @@ describe('the packed package, installed into a fresh project', () => {
       expect(await ndjson(join(dir, 'out/users.ndjson'))).toHaveLength(1);
       expect(output).not.toContain('Ada');
     }, 150_000);
+    it('runs the Lambda handler snippet: a batch of changes lands in every route, with its progress table on DynamoDB Local', async () => {
+      // After the worker's test: the same DynamoDB Local, and out/ already holds the worker's deliveries.
+      expect(local).toBeDefined();
+      const endpoint = local?.endpoint ?? '';
+      const client = new DynamoDBClient(localClientConfig(endpoint));
+      try {
+        const { progressTableDefinition } = await import('../../src/lambda/index.js');
+        await client.send(new CreateTableCommand(progressTableDefinition('cdc-progress')));
+      } finally {
+        client.destroy();
+      }
+      const script = [
+        "import { streamRecords } from 'dynamo-cdc/testing';",
+        "const { handler } = await import('./build/handler.js');",
+        'const records = streamRecords();',
+        "const Records = [records.insert({ PK: 'USER#2', SK: 'TASK#9', TaskId: 'T9', Status: 'OPEN', Version: 1 }), records.modify({ PK: 'USER#2', SK: 'TASK#9', TaskId: 'T9', Status: 'OPEN', Version: 1 }, { PK: 'USER#2', SK: 'TASK#9', TaskId: 'T9', Status: 'DONE', Version: 2 })];",
+        "const result = await handler({ Records }, { awsRequestId: 'smoke', getRemainingTimeInMillis: () => 30_000 });",
+        'console.log(JSON.stringify(result));',
+      ].join('\n');
+      await writeFile(join(dir, 'invoke.mjs'), script);
+      const env = { PATH: process.env['PATH'] ?? '', AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'local', AWS_SECRET_ACCESS_KEY: 'local', AWS_ENDPOINT_URL: endpoint, PROGRESS_TABLE: 'cdc-progress', LOG_LEVEL: 'warn' };
+      const result = await new Promise<Run>((done) => {
+        execFile(process.execPath, ['invoke.mjs'], { cwd: dir, env, timeout: 60_000 }, (error, stdout, stderr) => done({ code: error === null ? 0 : 1, stdout, stderr }));
+      });
+      expect(result.code, result.stderr).toBe(0);
+      expect(JSON.parse(result.stdout.trim().split('\n').at(-1) ?? '')).toEqual({ batchItemFailures: [] });
+      expect(await ndjson(join(dir, 'out/status.ndjson'))).toContainEqual(expect.objectContaining({ type: 'Task.DONE', taskId: 'T9' }));
+    }, 90_000);
   });
 
   it('runs `dynamo-cdc demo` from the installed package', async () => {
