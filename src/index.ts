@@ -1,5 +1,6 @@
 export { defineApp } from './app.js';
 export type { App, AppConfig, Ordering, RetryOptions } from './app.js';
+export type { GlobalTableOptions } from './global-tables.js';
 export { entity } from './entities.js';
 export type { Entity, EntityOptions, KeyPattern } from './entities.js';
 export { route } from './routes.js';
