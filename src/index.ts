@@ -28,6 +28,7 @@ export {
   LeaseLostError,
   MalformedRecordError,
   OversizedEventError,
+  PermanentError,
   PoisonRecordError,
   SchemaValidationError,
 } from './errors.js';
@@ -36,6 +37,8 @@ export type { ClaimCheckPointer, ClaimCheckStore, Clock, DeadLetter, DeadLetterE
 export { Engine, isDone } from './core/engine.js';
 export type { BatchOutcome, EngineObserver, EngineOptions, ProcessOptions, RecordStatus } from './core/engine.js';
 export { systemClock } from './core/clock.js';
+export { each } from './sinks/each/index.js';
+export type { EachContext, EachOptions, EachSink } from './sinks/each/index.js';
 export { consoleSink } from './sinks/console/index.js';
 export type { ConsoleSinkOptions } from './sinks/console/index.js';
 export { fileSink, fileDeadLetterQueue } from './sinks/file/index.js';
