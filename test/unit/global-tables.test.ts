@@ -3,6 +3,7 @@ import { ConfigError, decodeRecord, defineApp, Engine, route } from '../../src/i
 import type { AppConfig, ChangeEvent } from '../../src/index.js';
 import { writtenIn } from '../../src/global-tables.js';
 import { createStreamHandler } from '../../src/lambda/index.js';
+import { createWorkerMetrics } from '../../src/observability/metrics.js';
 import { FakeClock, memoryLogger, MemoryProgressStore, MemorySink, streamRecords } from '../../src/testing/index.js';
 
 type Task = { PK: string; SK: string; Version: number; writtenIn?: string };
@@ -99,6 +100,19 @@ describe('globalTable: local writes only', () => {
     // Assess
     expect(keysOf(sink.delivered).sort()).toEqual(['USER#1@1', 'USER#2@2']);
     expect(outcome.counts.replicated).toBe(5);
+  });
+
+  it('counts replicated records in dynamo_cdc_replicated_total', async () => {
+    // Prepare
+    const metrics = createWorkerMetrics({ defaultMetrics: false });
+    const { app, clock } = setup();
+    const engine = new Engine({ app, logger: memoryLogger(), clock, observer: metrics.observer });
+
+    // Act
+    await engine.process(mixedByAttribute());
+
+    // Assess
+    expect(await metrics.registry.getSingleMetricAsString('dynamo_cdc_replicated_total')).toContain('dynamo_cdc_replicated_total 3');
   });
 
   it('without globalTable, delivers every change', async () => {
