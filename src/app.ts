@@ -2,6 +2,8 @@ import { ConfigError } from './errors.js';
 import { entityResolver } from './entities.js';
 import type { Entity } from './entities.js';
 import type { ChangeEvent, NumberMode } from './events.js';
+import { replicationFilter } from './global-tables.js';
+import type { GlobalTableOptions } from './global-tables.js';
 import type { DeadLetterQueue } from './ports.js';
 import type { Route } from './routes.js';
 
@@ -54,6 +56,13 @@ export interface AppConfig {
   readonly deadLetter?: DeadLetterQueue;
   /** @default 'number' */
   readonly numbers?: NumberMode;
+  /**
+   * For a replica of a global table: deliver only the changes written in this region, so the app
+   * running in each region does not send every change once per region. See docs/global-tables.md.
+   * @default none: every change in the stream is delivered
+   * @example globalTable: { deliver: 'local-writes', regionAttribute: 'writtenIn' }
+   */
+  readonly globalTable?: GlobalTableOptions;
 }
 
 /** A validated configuration with every default filled in. Made by {@link defineApp}. */
@@ -68,6 +77,8 @@ export interface App {
   readonly deadLetter: DeadLetterQueue | undefined;
   readonly numbers: NumberMode;
   readonly entityOf: ReturnType<typeof entityResolver>;
+  /** True for a change written by a global table's replication (from `globalTable`): it ends `replicated`. */
+  readonly replicated?: (event: ChangeEvent) => boolean;
 }
 
 const show = (value: unknown): string => {
@@ -180,5 +191,6 @@ export const defineApp = (config: AppConfig): App => {
     deadLetter: config.deadLetter,
     numbers,
     entityOf: entityResolver(entities),
+    ...(config.globalTable === undefined ? {} : { replicated: replicationFilter(config.globalTable) }),
   };
 };

@@ -76,6 +76,22 @@ export class EntryFailedError extends DynamoCdcError {
   }
 }
 
+/**
+ * Thrown by your code (an `each()` handler, a sink of your own) to say that retrying cannot help: the
+ * record goes to the dead-letter queue at once instead of after `retry.maxAttempts`.
+ *
+ * @example
+ * route(Task).to(each(async (event) => {
+ *   if (!event.newImage?.Email) throw new PermanentError('Task has no Email; nothing to notify');
+ *   await notify(event.newImage.Email);
+ * }))
+ */
+export class PermanentError extends DynamoCdcError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, 'PERMANENT', options);
+  }
+}
+
 /** A lease was lost to another worker; whatever the holder was doing must stop. */
 export class LeaseLostError extends DynamoCdcError {
   constructor(message: string, options?: { cause?: unknown }) {

@@ -1,5 +1,6 @@
 export { defineApp } from './app.js';
 export type { App, AppConfig, Ordering, RetryOptions } from './app.js';
+export type { GlobalTableOptions } from './global-tables.js';
 export { entity } from './entities.js';
 export type { Entity, EntityOptions, KeyPattern } from './entities.js';
 export { route } from './routes.js';
@@ -27,6 +28,7 @@ export {
   LeaseLostError,
   MalformedRecordError,
   OversizedEventError,
+  PermanentError,
   PoisonRecordError,
   SchemaValidationError,
 } from './errors.js';
@@ -35,6 +37,8 @@ export type { ClaimCheckPointer, ClaimCheckStore, Clock, DeadLetter, DeadLetterE
 export { Engine, isDone } from './core/engine.js';
 export type { BatchOutcome, EngineObserver, EngineOptions, ProcessOptions, RecordStatus } from './core/engine.js';
 export { systemClock } from './core/clock.js';
+export { each } from './sinks/each/index.js';
+export type { EachContext, EachOptions, EachSink } from './sinks/each/index.js';
 export { consoleSink } from './sinks/console/index.js';
 export type { ConsoleSinkOptions } from './sinks/console/index.js';
 export { fileSink, fileDeadLetterQueue } from './sinks/file/index.js';

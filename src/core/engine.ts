@@ -22,13 +22,14 @@ import { lacksPartitionKey, laneOfEvent, laneOfRaw } from './lanes.js';
  * - `dead-lettered`: at least one sink failed it for good and the dead-letter queue took it; the rest acknowledged it.
  * - `unrouted`: no route matched it.
  * - `skipped`: it was done in an earlier delivery of the same records.
+ * - `replicated`: a global table's replication wrote it (in another region); `globalTable` leaves it out.
  * - `blocked`: it failed and could not be dead-lettered (none configured, or the DLQ failed), or an
  *   earlier record of its lane is blocked.
  * - `unfinished`: not started, or its retries stopped, because the deadline came or the run was aborted.
  */
-export type RecordStatus = 'delivered' | 'dead-lettered' | 'unrouted' | 'skipped' | 'blocked' | 'unfinished';
+export type RecordStatus = 'delivered' | 'dead-lettered' | 'unrouted' | 'skipped' | 'replicated' | 'blocked' | 'unfinished';
 
-const DONE: ReadonlySet<RecordStatus> = new Set(['delivered', 'dead-lettered', 'unrouted', 'skipped']);
+const DONE: ReadonlySet<RecordStatus> = new Set(['delivered', 'dead-lettered', 'unrouted', 'skipped', 'replicated']);
 
 /** True when the record needs no more work: the checkpoint may pass it. */
 export const isDone = (status: RecordStatus): boolean => DONE.has(status);
@@ -238,6 +239,7 @@ class Run implements LaneHost<RunItem[]> {
       const early = this.#early.get(index);
       if (early?.error !== undefined) throw early.error;
       event = early?.event ?? this.#takeDecoded(index) ?? this.#engine.decode(raw, this.#o);
+      if (this.#engine.app.replicated?.(event)) return done('replicated');
       const entity = event.entity === undefined ? undefined : this.#engine.entityByName.get(event.entity);
       if (entity?.schema) {
         validateEntity(event, entity).then(
@@ -302,6 +304,7 @@ class Run implements LaneHost<RunItem[]> {
       try {
         event = early?.event ?? this.#decoded.get(index) ?? this.#engine.decode(raw, this.#o);
         this.#decoded.set(index, event);
+        if (this.#engine.app.replicated?.(event)) break; // settled on its own
         if (event.entity !== undefined && this.#engine.entityByName.get(event.entity)?.schema) break;
         routed = this.#engine.targetsOf(event);
       } catch {
@@ -760,7 +763,7 @@ export class Engine {
     run.started();
     await queue.onIdle();
 
-    const counts: Record<RecordStatus, number> = { delivered: 0, 'dead-lettered': 0, unrouted: 0, skipped: 0, blocked: 0, unfinished: 0 };
+    const counts: Record<RecordStatus, number> = { delivered: 0, 'dead-lettered': 0, unrouted: 0, skipped: 0, replicated: 0, blocked: 0, unfinished: 0 };
     let watermark = -1;
     const acknowledged = new Map<number, ReadonlySet<string>>();
     run.statuses.forEach((s, i) => {

@@ -72,6 +72,7 @@ export const createWorkerMetrics = (options: WorkerMetricsOptions = {}): WorkerM
     registers,
   });
   const retries = new Counter({ name: `${PREFIX}retries_total`, help: 'Sink entries retried after a failure, by sink and failure class.', labelNames: ['sink', 'class'] as const, registers });
+  const replicated = new Counter({ name: `${PREFIX}replicated_total`, help: 'Records left out because a global table replicated them from another region (`globalTable`).', registers });
   const batchDuration = new Histogram({ name: `${PREFIX}batch_duration_seconds`, help: 'Time the engine took for one page of records.', buckets: DURATION_BUCKETS, registers });
 
   new Gauge({
@@ -167,6 +168,7 @@ export const createWorkerMetrics = (options: WorkerMetricsOptions = {}): WorkerM
     retried: (sink, failure) => child(retriesBy, `${failure}\n${sink}`, () => retries.labels({ sink, class: failure })).inc(),
     batch: (outcome, durationMs) => {
       recordsIn.inc(outcome.statuses.length);
+      if (outcome.counts.replicated > 0) replicated.inc(outcome.counts.replicated);
       batchDuration.observe(durationMs / 1000);
     },
   };

@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { consoleSink, fileSink } from '../../src/index.js';
+import { consoleSink, each, fileSink } from '../../src/index.js';
 import type { ChangeEvent } from '../../src/index.js';
 import { MemorySink, streamRecords } from '../../src/testing/index.js';
 import { decodeRecord } from '../../src/index.js';
@@ -35,4 +35,9 @@ describeSinkContract('consoleSink', async () => {
   stream.on('data', (c: Buffer) => (text += c.toString('utf8')));
   const ids = async () => text.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { eventID: string }).eventID);
   return { sink: consoleSink({ stream }), makeEvents: changeEvents, received: ids };
+});
+
+describeSinkContract('each', async () => {
+  const ids: string[] = [];
+  return { sink: each(async (event: ChangeEvent) => void ids.push(event.eventID)), makeEvents: changeEvents, received: async () => [...ids] };
 });

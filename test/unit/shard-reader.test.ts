@@ -311,7 +311,7 @@ describe('ShardReader acknowledgements per sink', () => {
       seen.push(o?.acknowledged && new Map(o.acknowledged));
       const first = seen.length === 1;
       const statuses = recs.map((_, i): RecordStatus => (first && i === 0 ? 'blocked' : 'delivered'));
-      const counts = { delivered: statuses.filter((x) => x === 'delivered').length, 'dead-lettered': 0, unrouted: 0, skipped: 0, blocked: first ? 1 : 0, unfinished: 0 };
+      const counts = { delivered: statuses.filter((x) => x === 'delivered').length, 'dead-lettered': 0, unrouted: 0, skipped: 0, replicated: 0, blocked: first ? 1 : 0, unfinished: 0 };
       return { statuses, watermark: first ? 0 : recs.length, counts, retries: 0, acknowledged: first ? new Map([[0, new Set(['a'])]]) : new Map() };
     });
 
