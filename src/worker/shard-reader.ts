@@ -373,8 +373,11 @@ export class ShardReader {
   #startReadAhead(iterator: string, limit: number): void {
     if (this.#stopping || this.#readAhead) return;
     const drop = new AbortController();
-    const signal = AbortSignal.any([this.#stop.signal, drop.signal]);
-    this.#readAhead = { iterator, limit, drop, result: this.#getRecords(iterator, limit, signal) };
+    // Stopping drops it too; the listener goes with the call, so none pile up on the stop signal.
+    const onStop = () => drop.abort();
+    this.#stop.signal.addEventListener('abort', onStop, { once: true });
+    const result = this.#getRecords(iterator, limit, drop.signal).finally(() => this.#stop.signal.removeEventListener('abort', onStop));
+    this.#readAhead = { iterator, limit, drop, result };
   }
 
   /** Drops the page read ahead, unread, once its call has settled. */
