@@ -22,13 +22,18 @@
  *     until the last record came back. Nothing is done with the records.
  *   - worker: `runWorker` (defaults: pages of 1,000, one page per delivery, checkpoints every 5 s)
  *     with a new lease table, into a sink that JSON-serialises each request of up to 100 events
- *     and counts them, timed from the `runWorker` call to the acknowledgement of the last record.
+ *     and counts them, timed from the `runWorker` call to the acknowledgement of the last record
+ *     (`startMs`: until `runWorker` resolved, its first discovery and lease take done).
  *     Measured is the built code: `src/` bundled once by esbuild (dependencies external) and run
  *     by plain `node`, not tsx-transformed sources.
+ *   - slow sink: the worker again, with a sink whose requests take 50 ms (BENCH_SLOW_SINK_MS), about
+ *     an AWS request's round trip: deliveries long enough that reading only after each one would
+ *     fall behind the service's pace, which read-ahead is for. Reported as `slowSinkVsBare`.
  *   - unpaced: the bare loop without the 200 ms gap (what DynamoDB Local serves when asked as fast
- *     as it answers; the real service throttles it), for reference.
- *   Rounds are interleaved (bare, worker, unpaced, bare, ...); `consumeVsBare` is the median
- *   worker records/s over the median bare records/s. Target: >= 0.9.
+ *     as it answers; the real service's limit would throttle it), for reference.
+ *   Rounds are interleaved (bare, worker, slow sink, unpaced, bare, ...), each worker with a new
+ *   lease table; `consumeVsBare` is the median worker records/s over the median bare records/s.
+ *   Target: >= 0.9.
  *
  * Environment: BENCH_RATE (writes/s, default 50), BENCH_SECONDS (default 20), BENCH_ROUNDS (default 3),
  * BENCH_CONSUME_ROUNDS (default 5), BENCH_PARTS (default `latency,takeover,consume`: the parts to run;
@@ -60,6 +65,7 @@ const PARTS = new Set((process.env['BENCH_PARTS'] ?? 'latency,takeover,consume')
 const CONSUME_CHANGES = 20_000;
 const CONSUME_ITEMS = 2_000;
 const MIN_READ_GAP_MS = 200;
+const SLOW_SINK_MS = Number(process.env['BENCH_SLOW_SINK_MS'] ?? 50);
 const repo = resolve(import.meta.dirname, '..');
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 20);
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
@@ -255,7 +261,7 @@ console.log(JSON.stringify({ records, ms, calls }));
 const WORKER_SCRIPT = `
 import pino from 'pino';
 import { createLogger, defineApp, route, runWorker } from './worker-bundle.mjs';
-const [endpoint, streamArn, table, leaseTable, expected] = process.argv.slice(2);
+const [endpoint, streamArn, table, leaseTable, expected, latencyMs] = process.argv.slice(2);
 let records = 0;
 let lastAt = 0;
 let done;
@@ -266,6 +272,7 @@ const sink = {
   preservesOrderWithinRequest: true,
   async send(events) {
     JSON.stringify(events);
+    if (Number(latencyMs) > 0) await new Promise((r) => setTimeout(r, Number(latencyMs)));
     records += events.length;
     if (records >= Number(expected)) {
       lastAt = performance.now();
@@ -286,16 +293,17 @@ const worker = await runWorker({
   handleSignals: false,
   logger: createLogger({ level: 'warn', destination: pino.destination({ dest: 2, sync: true }) }),
 });
+const startMs = performance.now() - t0;
 await finished;
 const ms = lastAt - t0;
 await worker.stop();
-console.log(JSON.stringify({ records, ms }));
+console.log(JSON.stringify({ records, ms, startMs }));
 process.exit(0);
 `;
 
 /** Runs one plain-node script of `dir` and returns its last stdout line, parsed. */
 const runScript = (dir: string, script: string, args: readonly string[]) =>
-  new Promise<{ records: number; ms: number }>((resolvePromise, reject) => {
+  new Promise<{ records: number; ms: number; startMs?: number }>((resolvePromise, reject) => {
     const child = spawn(process.execPath, [join(dir, script), ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' } });
     let out = '';
     child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
@@ -304,7 +312,7 @@ const runScript = (dir: string, script: string, args: readonly string[]) =>
       clearTimeout(timer);
       const line = out.trim().split('\n').at(-1) ?? '';
       if (code !== 0) return reject(new Error(`${script} exited with ${String(code)}: ${out}`));
-      resolvePromise(JSON.parse(line) as { records: number; ms: number });
+      resolvePromise(JSON.parse(line) as { records: number; ms: number; startMs?: number });
     });
   });
 
@@ -334,23 +342,33 @@ const measureConsumption = async (local: DynamoDbLocal) => {
   });
   writeFileSync(join(dir, 'bare.mjs'), BARE_SCRIPT);
   writeFileSync(join(dir, 'worker.mjs'), WORKER_SCRIPT);
-  const rates: Record<'bare' | 'worker' | 'unpaced', number[]> = { bare: [], worker: [], unpaced: [] };
+  const rates: Record<'bare' | 'worker' | 'slowSink' | 'unpaced', number[]> = { bare: [], worker: [], slowSink: [], unpaced: [] };
   for (let round = 1; round <= CONSUME_ROUNDS; round++) {
-    const leaseTable = await createLeaseTable(local.client, `bench-consume-leases-${round}`);
-    for (const contender of ['bare', 'worker', 'unpaced'] as const) {
-      const result =
-        contender === 'worker'
-          ? await runScript(dir, 'worker.mjs', [local.endpoint, streamArn, table, leaseTable, String(CONSUME_CHANGES)])
-          : await runScript(dir, 'bare.mjs', [local.endpoint, streamArn, String(CONSUME_CHANGES), String(contender === 'bare' ? MIN_READ_GAP_MS : 0)]);
+    for (const contender of ['bare', 'worker', 'slowSink', 'unpaced'] as const) {
+      const worker = contender === 'worker' || contender === 'slowSink';
+      const leaseTable = worker ? await createLeaseTable(local.client, `bench-consume-leases-${round}-${contender}`) : '';
+      const result = worker
+        ? await runScript(dir, 'worker.mjs', [local.endpoint, streamArn, table, leaseTable, String(CONSUME_CHANGES), String(contender === 'slowSink' ? SLOW_SINK_MS : 0)])
+        : await runScript(dir, 'bare.mjs', [local.endpoint, streamArn, String(CONSUME_CHANGES), String(contender === 'bare' ? MIN_READ_GAP_MS : 0)]);
       if (result.records < CONSUME_CHANGES) throw new Error(`${contender}: ${result.records} of ${CONSUME_CHANGES} records`);
       const recordsPerSec = Math.round((result.records / result.ms) * 1000);
       rates[contender].push(recordsPerSec);
-      console.log(JSON.stringify({ part: 'consume', round, contender, records: result.records, ms: Math.round(result.ms), recordsPerSec }));
+      const startMs = result.startMs === undefined ? {} : { startMs: Math.round(result.startMs) };
+      console.log(JSON.stringify({ part: 'consume', round, contender, records: result.records, ms: Math.round(result.ms), recordsPerSec, ...startMs }));
     }
   }
   const bare = median(rates.bare);
   const worker = median(rates.worker);
-  return { bareRecordsPerSec: bare, workerRecordsPerSec: worker, unpacedRecordsPerSec: median(rates.unpaced), consumeVsBare: Math.round((worker / bare) * 100) / 100 };
+  const slow = median(rates.slowSink);
+  return {
+    bareRecordsPerSec: bare,
+    workerRecordsPerSec: worker,
+    slowSinkRecordsPerSec: slow,
+    unpacedRecordsPerSec: median(rates.unpaced),
+    consumeVsBare: Math.round((worker / bare) * 100) / 100,
+    slowSinkVsBare: Math.round((slow / bare) * 100) / 100,
+    slowSinkMs: SLOW_SINK_MS,
+  };
 };
 
 const main = async () => {
