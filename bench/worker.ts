@@ -37,8 +37,11 @@
  *
  * Environment: BENCH_RATE (writes/s, default 50), BENCH_SECONDS (default 20), BENCH_ROUNDS (default 3),
  * BENCH_CONSUME_ROUNDS (default 5), BENCH_PARTS (default `latency,takeover,consume`: the parts to run;
- * the last line has the keys of those run), BENCH_WORKER_SRC (the `src` directory to bundle for the
- * worker side, default this repository's: to measure another version of the reader).
+ * the last line has the keys of those run), BENCH_CPU_PROF (a directory: the consumption's worker
+ * processes write CPU profiles there, `node --cpu-prof`), BENCH_WORKER_SRC (the `src` directory to bundle for the
+ * worker side, default this repository's: to measure another version of the reader),
+ * BENCH_COMPARE_SRC (`name=directory,...`: more builds of the worker, each run in every round as
+ * `worker@name` and `slowSink@name`, with a `consume-compare` line of their ratios).
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -304,7 +307,8 @@ process.exit(0);
 /** Runs one plain-node script of `dir` and returns its last stdout line, parsed. */
 const runScript = (dir: string, script: string, args: readonly string[]) =>
   new Promise<{ records: number; ms: number; startMs?: number }>((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [join(dir, script), ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' } });
+    const profile = process.env['BENCH_CPU_PROF'] && script === 'worker.mjs' ? ['--cpu-prof', '--cpu-prof-dir', resolve(process.env['BENCH_CPU_PROF'])] : [];
+    const child = spawn(process.execPath, [...profile, join(dir, script), ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' } });
     let out = '';
     child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
     const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
@@ -325,48 +329,62 @@ const measureConsumption = async (local: DynamoDbLocal) => {
   console.log(JSON.stringify({ part: 'consume-prewrite', changes: CONSUME_CHANGES, ms: Date.now() - writeStart }));
   const dir = join(repo, '.tmp', 'bench-worker');
   mkdirSync(dir, { recursive: true });
-  const src = resolve(process.env['BENCH_WORKER_SRC'] ?? join(repo, 'src'));
-  await build({
-    stdin: {
-      contents: `export { createLogger, defineApp, route } from ${JSON.stringify(join(src, 'index.ts'))};\nexport { runWorker } from ${JSON.stringify(join(src, 'worker', 'index.ts'))};\n`,
-      resolveDir: repo,
-      loader: 'ts',
-    },
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    packages: 'external',
-    outfile: join(dir, 'worker-bundle.mjs'),
-    logLevel: 'warning',
-  });
+  // The worker's build under test ('' names it), and the builds it is compared with.
+  const builds = new Map<string, string>([['', resolve(process.env['BENCH_WORKER_SRC'] ?? join(repo, 'src'))]]);
+  for (const pair of (process.env['BENCH_COMPARE_SRC'] ?? '').split(',').filter(Boolean)) {
+    const [name, path] = pair.split('=');
+    if (!name || !path) throw new Error(`BENCH_COMPARE_SRC: expected name=directory pairs, got \`${pair}\``);
+    builds.set(name, resolve(path));
+  }
+  for (const [name, src] of builds) {
+    const bundle = `worker-bundle${name && `-${name}`}.mjs`;
+    await build({
+      stdin: {
+        contents: `export { createLogger, defineApp, route } from ${JSON.stringify(join(src, 'index.ts'))};\nexport { runWorker } from ${JSON.stringify(join(src, 'worker', 'index.ts'))};\n`,
+        resolveDir: repo,
+        loader: 'ts',
+      },
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      target: 'node20',
+      packages: 'external',
+      outfile: join(dir, bundle),
+      logLevel: 'warning',
+    });
+    writeFileSync(join(dir, `worker${name && `-${name}`}.mjs`), WORKER_SCRIPT.replace('./worker-bundle.mjs', `./${bundle}`));
+  }
   writeFileSync(join(dir, 'bare.mjs'), BARE_SCRIPT);
-  writeFileSync(join(dir, 'worker.mjs'), WORKER_SCRIPT);
-  const rates: Record<'bare' | 'worker' | 'slowSink' | 'unpaced', number[]> = { bare: [], worker: [], slowSink: [], unpaced: [] };
+  const contenders = ['bare', ...[...builds.keys()].flatMap((name) => [`worker${name && `@${name}`}`, `slowSink${name && `@${name}`}`]), 'unpaced'];
+  const rates = new Map<string, number[]>(contenders.map((c) => [c, []]));
   for (let round = 1; round <= CONSUME_ROUNDS; round++) {
-    for (const contender of ['bare', 'worker', 'slowSink', 'unpaced'] as const) {
-      const worker = contender === 'worker' || contender === 'slowSink';
-      const leaseTable = worker ? await createLeaseTable(local.client, `bench-consume-leases-${round}-${contender}`) : '';
+    for (const contender of contenders) {
+      const [kind, name = ''] = contender.split('@') as [string, string | undefined];
+      const worker = kind === 'worker' || kind === 'slowSink';
+      const leaseTable = worker ? await createLeaseTable(local.client, `bench-consume-leases-${round}-${contender.replace('@', '-')}`) : '';
       const result = worker
-        ? await runScript(dir, 'worker.mjs', [local.endpoint, streamArn, table, leaseTable, String(CONSUME_CHANGES), String(contender === 'slowSink' ? SLOW_SINK_MS : 0)])
-        : await runScript(dir, 'bare.mjs', [local.endpoint, streamArn, String(CONSUME_CHANGES), String(contender === 'bare' ? MIN_READ_GAP_MS : 0)]);
+        ? await runScript(dir, `worker${name && `-${name}`}.mjs`, [local.endpoint, streamArn, table, leaseTable, String(CONSUME_CHANGES), String(kind === 'slowSink' ? SLOW_SINK_MS : 0)])
+        : await runScript(dir, 'bare.mjs', [local.endpoint, streamArn, String(CONSUME_CHANGES), String(kind === 'bare' ? MIN_READ_GAP_MS : 0)]);
       if (result.records < CONSUME_CHANGES) throw new Error(`${contender}: ${result.records} of ${CONSUME_CHANGES} records`);
       const recordsPerSec = Math.round((result.records / result.ms) * 1000);
-      rates[contender].push(recordsPerSec);
+      rates.get(contender)?.push(recordsPerSec);
       const startMs = result.startMs === undefined ? {} : { startMs: Math.round(result.startMs) };
       console.log(JSON.stringify({ part: 'consume', round, contender, records: result.records, ms: Math.round(result.ms), recordsPerSec, ...startMs }));
     }
   }
-  const bare = median(rates.bare);
-  const worker = median(rates.worker);
-  const slow = median(rates.slowSink);
+  const medianOf = (contender: string) => median(rates.get(contender) ?? []);
+  const bare = medianOf('bare');
+  const ratio = (contender: string) => Math.round((medianOf(contender) / bare) * 100) / 100;
+  for (const name of [...builds.keys()].filter(Boolean)) {
+    console.log(JSON.stringify({ part: 'consume-compare', build: name, src: builds.get(name), workerRecordsPerSec: medianOf(`worker@${name}`), consumeVsBare: ratio(`worker@${name}`), slowSinkVsBare: ratio(`slowSink@${name}`) }));
+  }
   return {
     bareRecordsPerSec: bare,
-    workerRecordsPerSec: worker,
-    slowSinkRecordsPerSec: slow,
-    unpacedRecordsPerSec: median(rates.unpaced),
-    consumeVsBare: Math.round((worker / bare) * 100) / 100,
-    slowSinkVsBare: Math.round((slow / bare) * 100) / 100,
+    workerRecordsPerSec: medianOf('worker'),
+    slowSinkRecordsPerSec: medianOf('slowSink'),
+    unpacedRecordsPerSec: medianOf('unpaced'),
+    consumeVsBare: ratio('worker'),
+    slowSinkVsBare: ratio('slowSink'),
     slowSinkMs: SLOW_SINK_MS,
   };
 };
