@@ -46,7 +46,7 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import type { DynamoDBClient, WriteRequest } from '@aws-sdk/client-dynamodb';
 import { BatchWriteItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { build } from 'esbuild';
@@ -376,7 +376,7 @@ const measureConsumption = async (local: DynamoDbLocal) => {
   const bare = medianOf('bare');
   const ratio = (contender: string) => Math.round((medianOf(contender) / bare) * 100) / 100;
   for (const name of [...builds.keys()].filter(Boolean)) {
-    console.log(JSON.stringify({ part: 'consume-compare', build: name, src: builds.get(name), workerRecordsPerSec: medianOf(`worker@${name}`), consumeVsBare: ratio(`worker@${name}`), slowSinkVsBare: ratio(`slowSink@${name}`) }));
+    console.log(JSON.stringify({ part: 'consume-compare', build: name, src: relative(repo, builds.get(name) ?? ''), workerRecordsPerSec: medianOf(`worker@${name}`), consumeVsBare: ratio(`worker@${name}`), slowSinkVsBare: ratio(`slowSink@${name}`) }));
   }
   return {
     bareRecordsPerSec: bare,
