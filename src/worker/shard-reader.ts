@@ -92,8 +92,9 @@ interface ReadAhead {
  *   the re-read reaches the end of the blocked batch, without waiting out the window again.
  *
  * Read-ahead: as a delivery starts, one GetRecords call from the iterator after the batch is made
- * (`#readAhead`), 200 ms after the previous call at the earliest, so the engine and the service
- * work at once. Its answer (page or failure) is held, never looked at, until the next `#gather`,
+ * (`#readAhead`), so the engine and the service work at once: 200 ms after the previous call at
+ * the earliest when the batch's last page was full, `pollIntervalMs` after it when it was short
+ * (the reader caught up: as after a short page while gathering). Its answer (page or failure) is held, never looked at, until the next `#gather`,
  * which takes it as its first read: order, pins, checkpoints and failure handling are those of a
  * read made then, against the checkpoint the delivery left. It is dropped, unread, when the batch
  * is blocked (the re-read starts at the checkpoint), and when the reader stops or is aborted (lease
@@ -126,6 +127,8 @@ export class ShardReader {
   #lastGetRecordsAt = -Infinity;
   /** The read made during the current delivery, until the next gather takes it or it is dropped. */
   #readAhead: ReadAhead | undefined;
+  /** True when the last page read was full: more is likely waiting, so the next read need not wait for the poll interval. */
+  #lastPageFull = false;
   /** Stops reading new pages; the batch in delivery finishes. */
   readonly #stop = new AbortController();
   /** Aborts the batch in delivery (drain timeout, lease lost). */
@@ -211,7 +214,7 @@ export class ShardReader {
       iterator = batch.iterator;
       if (batch.records.length === 0) continue; // the shard's end, with nothing more to read
       if (!(await this.#awaitFreshLease())) break;
-      if (iterator) this.#startReadAhead(iterator, Math.min(this.#host.maxRecordsPerRead, this.#host.batchSize));
+      if (iterator) this.#startReadAhead(iterator, Math.min(this.#host.maxRecordsPerRead, this.#host.batchSize), this.#lastPageFull ? MIN_READ_GAP_MS : this.#host.pollIntervalMs);
       const outcome = await this.#deliver(batch.records);
       if (outcome.watermark < batch.records.length) {
         // Some lane is blocked or unfinished: read again from the watermark after a pause that
@@ -288,6 +291,7 @@ export class ShardReader {
       if (this.state !== 'blocked') this.state = 'reading';
       const read = await this.#read(iterator, limit);
       if (this.#stopping) return undefined;
+      this.#lastPageFull = 'page' in read && read.page.records.length >= limit;
       if ('error' in read) {
         if (records.length > 0) return { records, iterator };
         const next = await this.#afterReadFailure(read.error, iterator);
@@ -355,10 +359,10 @@ export class ShardReader {
     return this.#getRecords(iterator, limit, this.#stop.signal);
   }
 
-  async #getRecords(iterator: string, limit: number, signal: AbortSignal): Promise<Read> {
+  async #getRecords(iterator: string, limit: number, signal: AbortSignal, gapMs = MIN_READ_GAP_MS): Promise<Read> {
     const { clock } = this.#host;
     try {
-      const gap = this.#lastGetRecordsAt + MIN_READ_GAP_MS - clock.now();
+      const gap = this.#lastGetRecordsAt + Math.max(MIN_READ_GAP_MS, gapMs) - clock.now();
       if (gap > 0) await clock.sleep(gap, signal);
       signal.throwIfAborted();
       this.#lastGetRecordsAt = clock.now();
@@ -369,14 +373,17 @@ export class ShardReader {
     }
   }
 
-  /** Starts the read of the page after the batch going into the engine (see the class). */
-  #startReadAhead(iterator: string, limit: number): void {
+  /**
+   * Starts the read of the page after the batch going into the engine (see the class), `gapMs`
+   * after the previous call: 200 ms after a full page, the poll interval after a short one.
+   */
+  #startReadAhead(iterator: string, limit: number, gapMs: number): void {
     if (this.#stopping || this.#readAhead) return;
     const drop = new AbortController();
     // Stopping drops it too; the listener goes with the call, so none pile up on the stop signal.
     const onStop = () => drop.abort();
     this.#stop.signal.addEventListener('abort', onStop, { once: true });
-    const result = this.#getRecords(iterator, limit, drop.signal).finally(() => this.#stop.signal.removeEventListener('abort', onStop));
+    const result = this.#getRecords(iterator, limit, drop.signal, gapMs).finally(() => this.#stop.signal.removeEventListener('abort', onStop));
     this.#readAhead = { iterator, limit, drop, result };
   }
 

@@ -448,6 +448,23 @@ describe('ShardReader read-ahead', () => {
     expect(h.batches).toEqual([10, 10, 10, 10, 10]);
   });
 
+  it('reads ahead after a short page only once the poll interval has passed, as a caught-up reader polls', async () => {
+    // Prepare: 5 records (a short page of 10), then 5 more 100 ms later; the sink holds the first delivery a while.
+    const clock = new FakeClock();
+    const records = streamRecords();
+    const t0 = clock.now();
+    const streams = new TimedStreams(clock).appendAt(t0, changes(records, 5, 1, 1)).appendAt(t0 + 100, changes(records, 5, 1, 2));
+    const h = harness(streams, clock, { maxRecordsPerRead: 10, batchSize: 10, pollIntervalMs: 1000 });
+
+    // Act
+    start(h);
+    await until(() => h.sink.delivered.length === 10);
+
+    // Assess: two deliveries, the second read a poll interval after the first.
+    expect(h.batches).toEqual([5, 5]);
+    expect((streams.readTimes[1] as number) - (streams.readTimes[0] as number)).toBeGreaterThanOrEqual(1000);
+  });
+
   it('drops the page read ahead when stop() comes during the delivery: the batch finishes and is checkpointed, the page is not delivered', async () => {
     // Prepare
     const clock = new FakeClock();
