@@ -20,7 +20,7 @@ const CREATE_LEASE_TABLE: FlagSpec = {
   help: 'Create the lease table when it is missing (on-demand, point-in-time recovery on). Never done without this flag.',
 };
 const LOG_IMAGES: FlagSpec = { name: 'log-images', type: 'boolean', env: 'LOG_IMAGES=true', help: 'Let item images into the log lines; they hold user data, so they are redacted without it.' };
-const POLL_INTERVAL: FlagSpec = { name: 'poll-interval-ms', type: 'string', value: '<ms>', env: 'POLL_INTERVAL_MS', default: '1000', help: 'Pause after an empty read of a shard.' };
+const POLL_INTERVAL: FlagSpec = { name: 'poll-interval-ms', type: 'string', value: '<ms>', env: 'POLL_INTERVAL_MS', default: '1000', help: 'Pause after an empty read of a shard, and between reads once it is caught up.' };
 const LEASE_DURATION: FlagSpec = {
   name: 'lease-duration-ms',
   type: 'string',

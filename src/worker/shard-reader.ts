@@ -6,7 +6,7 @@ import type { RawStreamRecord } from '../events.js';
 import type { BatchOutcome } from '../core/engine.js';
 import type { Clock, Logger } from '../ports.js';
 import { isPastCheckpoint, isStartMark, pinnedAt, resumePosition } from './checkpoints.js';
-import type { IteratorPosition, Lease, StreamsApi } from './ports.js';
+import type { IteratorPosition, Lease, RecordsPage, StreamsApi } from './ports.js';
 
 /**
  * What a reader is doing; `status()` reports it per shard. `fenced`: a batch is read but its
@@ -50,7 +50,7 @@ const creationTimeOf = (record: unknown): number | undefined => {
   return undefined;
 };
 
-/** Shortest gap between two GetRecords calls gathering one batch: the service allows 5 a second per shard. */
+/** Shortest gap between two GetRecords calls of a shard (start to start): the service allows 5 a second per shard. */
 const MIN_READ_GAP_MS = 200;
 /** Longest pause between two looks at a lease that is not fresh. */
 const FENCE_CHECK_MS = 100;
@@ -63,6 +63,19 @@ const errorName = (error: unknown) => (error as { name?: string } | undefined)?.
 interface Batch {
   readonly records: unknown[];
   readonly iterator: string | undefined;
+}
+
+/** One GetRecords answer, or its failure, and when it came back. */
+type Read = { readonly page: RecordsPage; readonly at: number } | { readonly error: unknown; readonly at: number };
+
+/** The GetRecords call made while the batch before it is in the engine (read-ahead). */
+interface ReadAhead {
+  readonly iterator: string;
+  readonly limit: number;
+  /** Never rejects. */
+  readonly result: Promise<Read>;
+  /** Aborts the call (or its wait for the 200 ms gap) when the page is dropped. */
+  readonly drop: AbortController;
 }
 
 /**
@@ -78,7 +91,17 @@ interface Batch {
  *   grows while it stays blocked, skipping what was done (`doneAbove`), and delivered as soon as
  *   the re-read reaches the end of the blocked batch, without waiting out the window again.
  *
- * At most `batchSize` records of a shard are held (backpressure). The first record read from a
+ * Read-ahead: as a delivery starts, one GetRecords call from the iterator after the batch is made
+ * (`#readAhead`), so the engine and the service work at once: 200 ms after the previous call at
+ * the earliest when the batch's last page was full, `pollIntervalMs` after it when it was short
+ * (the reader caught up: as after a short page while gathering). Its answer (page or failure) is held, never looked at, until the next `#gather`,
+ * which takes it as its first read: order, pins, checkpoints and failure handling are those of a
+ * read made then, against the checkpoint the delivery left. It is dropped, unread, when the batch
+ * is blocked (the re-read starts at the checkpoint), and when the reader stops or is aborted (lease
+ * lost, fenced); `finished` waits for it to settle. Every GetRecords call of a shard, read-ahead or
+ * not, starts 200 ms after the previous one at the earliest.
+ *
+ * At most `batchSize` records plus one page of a shard are held (backpressure). The first record read from a
  * start mark (`LATEST`, `TRIM_HORIZON`) or after a trimmed gap pins the checkpoint to itself
  * (`AT_SEQUENCE_NUMBER:<seq>`, see checkpoints.ts); from `LATEST` that is written under the lease
  * before anything is delivered, as no later iterator could find those records again.
@@ -102,6 +125,10 @@ export class ShardReader {
   #written: { checkpoint: string; doneAbove: string } | undefined;
   #lastCheckpointWrite = 0;
   #lastGetRecordsAt = -Infinity;
+  /** The read made during the current delivery, until the next gather takes it or it is dropped. */
+  #readAhead: ReadAhead | undefined;
+  /** True when the last page read was full: more is likely waiting, so the next read need not wait for the poll interval. */
+  #lastPageFull = false;
   /** Stops reading new pages; the batch in delivery finishes. */
   readonly #stop = new AbortController();
   /** Aborts the batch in delivery (drain timeout, lease lost). */
@@ -187,10 +214,12 @@ export class ShardReader {
       iterator = batch.iterator;
       if (batch.records.length === 0) continue; // the shard's end, with nothing more to read
       if (!(await this.#awaitFreshLease())) break;
+      if (iterator) this.#startReadAhead(iterator, Math.min(this.#host.maxRecordsPerRead, this.#host.batchSize), this.#lastPageFull ? MIN_READ_GAP_MS : this.#host.pollIntervalMs);
       const outcome = await this.#deliver(batch.records);
       if (outcome.watermark < batch.records.length) {
         // Some lane is blocked or unfinished: read again from the watermark after a pause that
         // grows while it stays blocked; what was done after it is skipped then.
+        await this.#dropReadAhead();
         if (this.#abort.signal.aborted || this.#stopping) break;
         this.state = 'blocked';
         this.#rereadThrough = sequenceOf(batch.records[batch.records.length - 1]);
@@ -207,6 +236,8 @@ export class ShardReader {
       this.state = 'reading';
       if (this.#host.clock.now() - this.#lastCheckpointWrite >= this.#host.checkpointIntervalMs) await this.#writeCheckpoint();
     }
+    // Stopping, aborted or at the shard's end: a page read ahead is never delivered.
+    await this.#dropReadAhead();
 
     if (!iterator && !this.#stopping && !this.#abort.signal.aborted && this.state !== 'failed') {
       // Every record of the closed shard is done: its children may start.
@@ -256,24 +287,21 @@ export class ShardReader {
     let iterator = from;
     let firstAt = 0;
     for (;;) {
-      const gap = this.#lastGetRecordsAt + MIN_READ_GAP_MS - clock.now();
-      if (records.length > 0 && gap > 0) await this.#sleep(gap);
-      if (this.#stopping) return undefined;
       const limit = Math.min(this.#host.maxRecordsPerRead, batchSize - records.length);
-      let page;
-      try {
-        if (this.state !== 'blocked') this.state = 'reading';
-        this.#lastGetRecordsAt = clock.now();
-        page = await this.#host.streams.getRecords(iterator, limit, this.#stop.signal);
-      } catch (error) {
-        if (this.#stopping) return undefined;
+      if (this.state !== 'blocked') this.state = 'reading';
+      const read = await this.#read(iterator, limit);
+      if (this.#stopping) return undefined;
+      this.#lastPageFull = 'page' in read && read.page.records.length >= limit;
+      if ('error' in read) {
         if (records.length > 0) return { records, iterator };
-        const next = await this.#afterReadFailure(error, iterator);
+        const next = await this.#afterReadFailure(read.error, iterator);
         if (next === undefined) return undefined;
         iterator = next;
         continue;
       }
-      const now = clock.now();
+      const { page } = read;
+      // A page read ahead counts from when it came back: the window, and the poll after an empty one.
+      const now = read.at;
       this.lastReadAt = now;
       const nextIterator = page.nextIterator;
       if (page.records.length === 0) {
@@ -281,15 +309,15 @@ export class ShardReader {
         iterator = nextIterator;
         if (records.length > 0) {
           // A re-read delivers what came back at once; a first read waits out the window.
-          const left = this.#rereadThrough === undefined ? firstAt + batchWindowMs - now : 0;
+          const left = this.#rereadThrough === undefined ? firstAt + batchWindowMs - clock.now() : 0;
           if (left <= 0) return { records, iterator };
           await this.#sleep(Math.min(this.#host.pollIntervalMs, left));
           continue;
         }
         this.iteratorAgeMs = 0;
         this.state = 'idle';
-        if (now - this.#lastCheckpointWrite >= this.#host.checkpointIntervalMs) await this.#writeCheckpoint();
-        await this.#sleep(this.#host.pollIntervalMs);
+        if (clock.now() - this.#lastCheckpointWrite >= this.#host.checkpointIntervalMs) await this.#writeCheckpoint();
+        await this.#sleep(now + this.#host.pollIntervalMs - clock.now());
         continue;
       }
       if (!(await this.#pin(page.records[0]))) return undefined;
@@ -301,7 +329,7 @@ export class ShardReader {
       if (records.length === 0) firstAt = now;
       for (const record of page.records) records.push(record);
       const newest = creationTimeOf(page.records[page.records.length - 1]);
-      this.iteratorAgeMs = newest === undefined ? 0 : Math.max(0, now - newest);
+      this.iteratorAgeMs = newest === undefined ? 0 : Math.max(0, clock.now() - newest);
       this.#host.count('records', this.shardId, page.records.length);
       if (!nextIterator || records.length >= batchSize) return { records, iterator: nextIterator };
       iterator = nextIterator;
@@ -309,11 +337,63 @@ export class ShardReader {
         if (compareSequenceNumbers(sequenceOf(records[records.length - 1]), this.#rereadThrough) >= 0) return { records, iterator };
         continue;
       }
-      const left = firstAt + batchWindowMs - now;
+      const left = firstAt + batchWindowMs - clock.now();
       if (left <= 0) return { records, iterator };
       // A short page means the reader caught up: look again after the poll interval, not at once.
       if (page.records.length < limit) await this.#sleep(Math.min(this.#host.pollIntervalMs, left));
     }
+  }
+
+  /**
+   * One GetRecords call, 200 ms after the previous one at the earliest; the read made ahead
+   * instead when it was made from `iterator` with the same limit (any other is dropped first).
+   */
+  async #read(iterator: string, limit: number): Promise<Read> {
+    const ahead = this.#readAhead;
+    if (ahead) {
+      this.#readAhead = undefined;
+      if (ahead.iterator === iterator && ahead.limit === limit) return ahead.result;
+      ahead.drop.abort();
+      await ahead.result;
+    }
+    return this.#getRecords(iterator, limit, this.#stop.signal);
+  }
+
+  async #getRecords(iterator: string, limit: number, signal: AbortSignal, gapMs = MIN_READ_GAP_MS): Promise<Read> {
+    const { clock } = this.#host;
+    try {
+      const gap = this.#lastGetRecordsAt + Math.max(MIN_READ_GAP_MS, gapMs) - clock.now();
+      if (gap > 0) await clock.sleep(gap, signal);
+      signal.throwIfAborted();
+      this.#lastGetRecordsAt = clock.now();
+      const page = await this.#host.streams.getRecords(iterator, limit, signal);
+      return { page, at: clock.now() };
+    } catch (error) {
+      return { error, at: clock.now() };
+    }
+  }
+
+  /**
+   * Starts the read of the page after the batch going into the engine (see the class), `gapMs`
+   * after the previous call: 200 ms after a full page, the poll interval after a short one.
+   */
+  #startReadAhead(iterator: string, limit: number, gapMs: number): void {
+    if (this.#stopping || this.#readAhead) return;
+    const drop = new AbortController();
+    // Stopping drops it too; the listener goes with the call, so none pile up on the stop signal.
+    const onStop = () => drop.abort();
+    this.#stop.signal.addEventListener('abort', onStop, { once: true });
+    const result = this.#getRecords(iterator, limit, drop.signal, gapMs).finally(() => this.#stop.signal.removeEventListener('abort', onStop));
+    this.#readAhead = { iterator, limit, drop, result };
+  }
+
+  /** Drops the page read ahead, unread, once its call has settled. */
+  async #dropReadAhead(): Promise<void> {
+    const ahead = this.#readAhead;
+    if (!ahead) return;
+    this.#readAhead = undefined;
+    ahead.drop.abort();
+    await ahead.result;
   }
 
   /** The iterator to read with after a failed GetRecords; `undefined` when stopping or the shard stopped. */

@@ -39,7 +39,7 @@ export interface WorkerOptions {
   readonly leaseDurationMs?: number;
   /** How often the lease table is read to take free or expired leases and balance. @default min(1000, leaseDurationMs / 3) */
   readonly coordinationIntervalMs?: number;
-  /** Pause after an empty read of a shard. @default 1000 */
+  /** Pause after an empty read of a shard, and between reads once it is caught up (a page short of full). @default 1000 */
   readonly pollIntervalMs?: number;
   /** Records per GetRecords call (the service's limit is 1,000). @default 1000 */
   readonly maxRecordsPerRead?: number;

@@ -346,3 +346,225 @@ describe('Worker batching options', () => {
     expect(make({ batchSize: 10_000, batchWindowMs: 300_000 })).not.toThrow();
   });
 });
+
+/** A sink whose requests wait until `open()` (or until their signal aborts), to hold a delivery in the engine. */
+const gate = (sink: MemorySink) => {
+  let release: () => void = () => {};
+  let opened = false;
+  let waiting = 0;
+  const opens = new Promise<void>((resolve) => {
+    release = () => {
+      opened = true;
+      resolve();
+    };
+  });
+  const send = sink.send.bind(sink);
+  sink.send = async (events, signal) => {
+    if (!opened) {
+      waiting++;
+      await new Promise<void>((resolve, reject) => {
+        signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true });
+        void opens.then(resolve);
+      }).finally(() => waiting--);
+    }
+    return send(events, signal);
+  };
+  return { open: release, waiting: () => waiting };
+};
+
+/** Scripted streams whose GetRecords calls, after the first `free`, wait until released or aborted; it notes calls in flight. */
+class HeldStreams extends TimedStreams {
+  inFlight = 0;
+  #free: number;
+  #release: () => void = () => {};
+
+  constructor(clock: FakeClock, free: number) {
+    super(clock);
+    this.#free = free;
+  }
+
+  release(): void {
+    this.#release();
+  }
+
+  override async getRecords(iterator: string, limit: number, signal?: AbortSignal): Promise<RecordsPage> {
+    if (this.#free-- > 0) return super.getRecords(iterator, limit, signal);
+    this.inFlight++;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        this.#release = resolve;
+        signal?.addEventListener('abort', () => reject(signal.reason as Error), { once: true });
+      });
+      return await super.getRecords(iterator, limit, signal);
+    } finally {
+      this.inFlight--;
+    }
+  }
+}
+
+describe('ShardReader read-ahead', () => {
+  it('reads the next page while the current batch is in the engine, one page ahead at most, 200 ms after the previous read', async () => {
+    // Prepare: 30 records in pages of 10; the sink holds every request until opened.
+    const clock = new FakeClock();
+    const records = streamRecords();
+    const streams = new TimedStreams(clock).appendAt(0, changes(records, 5, 6));
+    const h = harness(streams, clock, { maxRecordsPerRead: 10, batchSize: 10 });
+    const held = gate(h.sink);
+
+    // Act
+    start(h);
+    await until(() => held.waiting() > 0);
+    await until(() => streams.calls.getRecords === 2, 2000);
+    await new Promise((r) => setTimeout(r, 100));
+
+    // Assess: the second page is read during the first delivery, and no third one.
+    expect(h.batches).toEqual([10]);
+    expect(streams.calls.getRecords).toBe(2);
+    expect((streams.readTimes[1] as number) - (streams.readTimes[0] as number)).toBeGreaterThanOrEqual(200);
+
+    // Act
+    held.open();
+    await until(() => h.sink.delivered.length === 30);
+
+    // Assess: every record once, each key in order, one page per delivery.
+    expect(h.batches).toEqual([10, 10, 10]);
+    for (const k of [0, 1, 2, 3, 4]) expect(h.sink.delivered.filter((e) => keyOf(e) === `USER#${k}`).map(version)).toEqual([1, 2, 3, 4, 5, 6]);
+  });
+
+  it('keeps 200 ms between any two GetRecords calls of a shard, across deliveries', async () => {
+    // Prepare: 50 records in pages of 10, each page its own delivery through a sink with no latency.
+    const clock = new FakeClock();
+    const records = streamRecords();
+    const streams = new TimedStreams(clock).appendAt(0, changes(records, 5, 10));
+    const h = harness(streams, clock, { maxRecordsPerRead: 10, batchSize: 10 });
+
+    // Act
+    start(h);
+    await until(() => h.sink.delivered.length === 50 && streams.readTimes.length >= 6);
+
+    // Assess
+    const gaps = streams.readTimes.slice(1).map((t, i) => t - (streams.readTimes[i] as number));
+    expect(Math.min(...gaps)).toBeGreaterThanOrEqual(200);
+    expect(h.batches).toEqual([10, 10, 10, 10, 10]);
+  });
+
+  it('reads ahead after a short page only once the poll interval has passed, as a caught-up reader polls', async () => {
+    // Prepare: 5 records (a short page of 10), then 5 more 100 ms later; the sink holds the first delivery a while.
+    const clock = new FakeClock();
+    const records = streamRecords();
+    const t0 = clock.now();
+    const streams = new TimedStreams(clock).appendAt(t0, changes(records, 5, 1, 1)).appendAt(t0 + 100, changes(records, 5, 1, 2));
+    const h = harness(streams, clock, { maxRecordsPerRead: 10, batchSize: 10, pollIntervalMs: 1000 });
+
+    // Act
+    start(h);
+    await until(() => h.sink.delivered.length === 10);
+
+    // Assess: two deliveries, the second read a poll interval after the first.
+    expect(h.batches).toEqual([5, 5]);
+    expect((streams.readTimes[1] as number) - (streams.readTimes[0] as number)).toBeGreaterThanOrEqual(1000);
+  });
+
+  it('drops the page read ahead when stop() comes during the delivery: the batch finishes and is checkpointed, the page is not delivered', async () => {
+    // Prepare
+    const clock = new FakeClock();
+    const records = streamRecords();
+    const all = changes(records, 5, 4);
+    const streams = new TimedStreams(clock).appendAt(0, all);
+    const h = harness(streams, clock, { maxRecordsPerRead: 10, batchSize: 10 });
+    const held = gate(h.sink);
+    const reader = start(h);
+    await until(() => held.waiting() > 0 && streams.calls.getRecords === 2, 2000);
+
+    // Act
+    reader.stop();
+    held.open();
+    await reader.finished;
+
+    // Assess
+    expect(h.batches).toEqual([10]);
+    expect(h.sink.delivered).toHaveLength(10);
+    expect(reader.checkpoint).toBe(all[9]?.dynamodb.SequenceNumber);
+    expect(h.checkpoints.at(-1)).toBe(all[9]?.dynamodb.SequenceNumber);
+    expect(reader.state).toBe('stopped');
+  });
+
+  it('drops a read-ahead still in flight when the reader is aborted (lease lost): finished waits for it, nothing more is delivered', async () => {
+    // Prepare: the first GetRecords answers, the second (the read-ahead) hangs until aborted.
+    const clock = new FakeClock();
+    const records = streamRecords();
+    const streams = new HeldStreams(clock, 1).appendAt(0, changes(records, 5, 4));
+    const h = harness(streams, clock, { maxRecordsPerRead: 10, batchSize: 10 });
+    const held = gate(h.sink);
+    const reader = start(h);
+    await until(() => held.waiting() > 0 && streams.inFlight === 1, 2000);
+
+    // Act
+    reader.abort();
+    await reader.finished;
+
+    // Assess: the read-ahead ended with the reader; the aborted batch and the page were not delivered.
+    expect(streams.inFlight).toBe(0);
+    expect(h.batches).toEqual([10]);
+    expect(h.sink.delivered).toEqual([]);
+    expect(reader.state).toBe('stopped');
+  });
+
+  it('holds the page read ahead while fenced and drops it when aborted, delivering nothing of it', async () => {
+    // Prepare: the lease goes stale during the first delivery.
+    const clock = new FakeClock();
+    const records = streamRecords();
+    const streams = new TimedStreams(clock).appendAt(0, changes(records, 5, 4));
+    const h = harness(streams, clock, { maxRecordsPerRead: 10, batchSize: 10 });
+    const held = gate(h.sink);
+    const reader = start(h);
+    await until(() => held.waiting() > 0 && streams.calls.getRecords === 2, 2000);
+
+    // Act
+    h.fresh = false;
+    held.open();
+    await until(() => reader.state === 'fenced');
+    const t0 = clock.now();
+    await until(() => clock.now() - t0 >= 5000);
+
+    // Assess: no further read and no delivery while fenced.
+    expect(h.batches).toEqual([10]);
+    expect(streams.calls.getRecords).toBe(2);
+
+    // Act
+    reader.abort();
+    await reader.finished;
+
+    // Assess
+    expect(h.batches).toEqual([10]);
+    expect(h.sink.delivered).toHaveLength(10);
+  });
+
+  it('renews an iterator that expired under a read-ahead from the checkpoint: nothing lost, nothing twice', async () => {
+    // Prepare: the read-ahead made during the first delivery meets an expired iterator.
+    const clock = new FakeClock();
+    const records = streamRecords();
+    const streams = new TimedStreams(clock).appendAt(0, changes(records, 5, 4));
+    const h = harness(streams, clock, { maxRecordsPerRead: 10, batchSize: 10 });
+    const held = gate(h.sink);
+    const renewals: string[] = [];
+    h.host = { ...h.host, count: (event) => void (event === 'iteratorRenewals' && renewals.push(event)) };
+    const getRecords = streams.getRecords.bind(streams);
+    let calls = 0;
+    streams.getRecords = async (iterator, limit, signal) => {
+      if (++calls === 2) streams.expireIterators();
+      return getRecords(iterator, limit, signal);
+    };
+
+    // Act
+    start(h);
+    await until(() => held.waiting() > 0 && calls === 2, 2000);
+    held.open();
+    await until(() => h.sink.delivered.length === 20);
+    await new Promise((r) => setTimeout(r, 50));
+
+    // Assess
+    expect(renewals).toHaveLength(1);
+    expect(h.sink.delivered.map(idOf)).toEqual(changes(streamRecords(), 5, 4).map((r) => `${String(r.dynamodb.NewImage?.['PK']?.S)}#${String(r.dynamodb.NewImage?.['Version']?.N)}`));
+  });
+});
