@@ -2,7 +2,7 @@ export { defineApp } from './app.js';
 export type { App, AppConfig, Ordering, RetryOptions } from './app.js';
 export { entity } from './entities.js';
 export type { Entity, EntityOptions, KeyPattern } from './entities.js';
-export { route } from './routes.js';
+export { expired, route } from './routes.js';
 export type { Route, RouteBuilder } from './routes.js';
 export { decodeRecord, changedAttributes, isExactNumber, parseStreamArn } from './events.js';
 export type {
