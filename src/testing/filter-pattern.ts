@@ -66,7 +66,9 @@ const objectMatches = (pattern: Record<string, unknown>, value: unknown): boolea
     if (Array.isArray(sub)) {
       if (!leafMatches(sub, present, field)) return false;
     } else if (isObject(sub)) {
-      if (!isObject(field) || !objectMatches(sub, field)) return false;
+      // Patterns match flattened paths: under a missing object every leaf is absent, which
+      // `exists: false` accepts and every other matcher rejects.
+      if (!objectMatches(sub, field)) return false;
     } else {
       throw new TypeError(`A filter pattern's values are lists or objects, got ${JSON.stringify(sub)} at \`${key}\``);
     }
