@@ -8,6 +8,8 @@
  */
 import { fileURLToPath } from 'node:url';
 import { App } from 'aws-cdk-lib';
+import dynamoCdcApp from '../dynamo-cdc.config.js';
+import type { App as DynamoCdcApp } from '../src/app.js';
 import { DynamoCdcLambdaStack } from './lambda-stack.js';
 import { readDeployParams } from './params.js';
 import type { DeployParams } from './params.js';
@@ -19,8 +21,12 @@ export interface DynamoCdcStacks {
   readonly worker: DynamoCdcWorkerStack;
 }
 
-/** Adds `<stackPrefix>LambdaStack` and `<stackPrefix>WorkerStack` to `app`. Deploy the one you run. */
-export const addDynamoCdcStacks = (app: App, params: DeployParams): DynamoCdcStacks => {
+/**
+ * Adds `<stackPrefix>LambdaStack` and `<stackPrefix>WorkerStack` to `app`. Deploy the one you run.
+ * `routes` is the app the handlers run (dynamo-cdc.config.ts by default): its routes become the
+ * Lambda mapping's filter.
+ */
+export const addDynamoCdcStacks = (app: App, params: DeployParams, routes: DynamoCdcApp = dynamoCdcApp): DynamoCdcStacks => {
   const env = {
     ...(params.account ? { account: params.account } : {}),
     ...(params.region ? { region: params.region } : {}),
@@ -28,6 +34,7 @@ export const addDynamoCdcStacks = (app: App, params: DeployParams): DynamoCdcSta
   return {
     lambda: new DynamoCdcLambdaStack(app, `${params.stackPrefix}LambdaStack`, {
       params,
+      dynamoCdcApp: routes,
       env,
       description: `dynamo-cdc, Lambda shape: the stream handler for table ${params.tableName}`,
     }),
