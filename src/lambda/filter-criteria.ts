@@ -17,6 +17,15 @@ export interface LambdaFilterOptions {
    * @default 4096
    */
   readonly maxPatternLength?: number;
+  /**
+   * Which records whose image fails their entity's schema reach the function, to be dead-lettered.
+   * The filter cannot run a schema, so it decides by key and kind:
+   * - `'routed'`: those some route would take if they were valid.
+   * - `'all'`: every record of an entity with a schema, as without a filter (the engine checks the
+   *   schema before routing, so it dead-letters an invalid item even of a kind no route takes).
+   * @default 'routed'
+   */
+  readonly invalidItems?: 'routed' | 'all';
 }
 
 /** The `FilterCriteria` of `CreateEventSourceMapping` and of CloudFormation's `AWS::Lambda::EventSourceMapping`. */
@@ -191,17 +200,22 @@ const toPattern = (clause: Clause): Record<string, unknown> => {
 
 const lengthOf = (clause: Clause): number => JSON.stringify(toPattern(clause)).length;
 
-/** The clause a route's records all satisfy; `null` when it takes nothing; an empty clause when it could take anything. */
-const compileRoute = (route: Route, entities: ReadonlyMap<string, Entity<unknown>>, widenings: string[]): Clause | null => {
+/** The key conditions every record of the entity satisfies (it may match more). */
+const compileEntity = (entity: Entity<unknown> | undefined, what: string, widenings: string[]): Clause => {
   const clause: Clause = new Map();
-  if (route.entity === '*') return clause;
-  let kinds: string[] | undefined = route.kinds?.map((k) => KIND_NAMES[k]);
-  const entity = route.entityRef ?? entities.get(route.entity);
   for (const [attribute, pattern] of Object.entries(entity?.key ?? {})) {
     const m = keyMatcher(pattern);
     if (m) clause.set(keyPath(attribute), [m]);
-    else widenings.push(`${route.description}: key ${attribute} ${String(pattern)} is not a literal prefix, so the filter does not look at ${attribute}`);
+    else widenings.push(`${what}: key ${attribute} ${String(pattern)} is not a literal prefix, so the filter does not look at ${attribute}`);
   }
+  return clause;
+};
+
+/** The clause a route's records all satisfy; `null` when it takes nothing; an empty clause when it could take anything. */
+const compileRoute = (route: Route, entities: ReadonlyMap<string, Entity<unknown>>, widenings: string[]): Clause | null => {
+  if (route.entity === '*') return new Map();
+  let kinds: string[] | undefined = route.kinds?.map((k) => KIND_NAMES[k]);
+  const clause = compileEntity(route.entityRef ?? entities.get(route.entity), route.description, widenings);
   route.predicates.forEach((predicate, i) => {
     if (predicate === expired) {
       // An expired record is always a REMOVE: DynamoDB's TTL process only deletes.
@@ -239,10 +253,19 @@ export const compileLambdaFilter = (app: App, options: LambdaFilterOptions = {})
   const maxPatternLength = positiveInteger('maxPatternLength', options.maxPatternLength ?? 4096, 4096);
   const widenings: string[] = [];
   const entities = new Map(app.entities.map((e) => [e.name, e]));
+  const invalidItems = options.invalidItems ?? 'routed';
+  if (invalidItems !== 'routed' && invalidItems !== 'all') throw new ConfigError('invalidItems', `must be 'routed' or 'all', got \`${String(invalidItems)}\`.`);
   const compiled = app.routes.map((r) => compileRoute(r, entities, widenings));
   const matchAll = (why: string): CompiledLambdaFilter => ({ patterns: undefined, widenings: [...widenings, why] });
   const everything = app.routes.find((_, i) => compiled[i]?.size === 0);
   if (everything) return matchAll(`${everything.description} can take any record, so there is no filter`);
+  if (invalidItems === 'all') {
+    for (const e of app.entities.filter((x) => x.schema !== undefined)) {
+      const clause = compileEntity(e, e.name, widenings);
+      if (clause.size === 0) return matchAll(`entity ${e.name} has a schema and no key prefix, and invalidItems is 'all', so there is no filter`);
+      compiled.push(clause);
+    }
+  }
   let clauses = normalize(compiled.filter((c): c is Clause => c !== null));
 
   for (;;) {

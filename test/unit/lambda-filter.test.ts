@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, defineApp, entity, expired, route } from '../../src/index.js';
-import type { Route } from '../../src/index.js';
+import type { StandardSchemaV1 } from '@standard-schema/spec';
+import type { Item, Route } from '../../src/index.js';
 import { compileLambdaFilter, lambdaFilterCriteria } from '../../src/lambda/index.js';
 import { literalPrefixOf } from '../../src/lambda/filter-criteria.js';
 import { MemorySink, passesFilterCriteria, streamRecords } from '../../src/testing/index.js';
@@ -98,6 +99,15 @@ describe('lambdaFilterCriteria', () => {
 
   it('has no filter when the routes take nothing at all', () => {
     expect(lambdaFilterCriteria(app(route(Task).on('insert').when(expired).to(sink)))).toBeUndefined();
+  });
+
+  it("passes every record of an entity with a schema with invalidItems: 'all', so the engine can dead-letter an invalid one", () => {
+    const schema: StandardSchemaV1<unknown, Item> = { '~standard': { version: 1, vendor: 'test', validate: (value: unknown) => ({ value: value as Item }) } };
+    const Checked = entity('Checked', { key: { PK: 'C#' }, schema });
+    const a = app(route(Checked).on('modify').to(sink));
+    expect(compileLambdaFilter(a).patterns).toEqual([{ dynamodb: { Keys: { PK: { S: [{ prefix: 'C#' }] } } }, eventName: ['MODIFY'] }]);
+    expect(compileLambdaFilter(a, { invalidItems: 'all' }).patterns).toEqual([{ dynamodb: { Keys: { PK: { S: [{ prefix: 'C#' }] } } } }]);
+    expect(() => lambdaFilterCriteria(a, { invalidItems: 'some' as 'all' })).toThrow(/`invalidItems` must be 'routed' or 'all'/);
   });
 
   it('rejects limits Lambda does not have, naming the option', () => {
