@@ -10,7 +10,10 @@ import { LogLevel, NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-n
 import { LogGroup } from 'aws-cdk-lib/aws-logs';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
+import type { App as DynamoCdcApp } from '../src/app.js';
 import { progressTableDefinition } from '../src/lambda/dynamodb-progress-store.js';
+import { lambdaFilterCriteria } from '../src/lambda/filter-criteria.js';
+import type { LambdaFilterOptions } from '../src/lambda/filter-criteria.js';
 import { DeadLetterQueue, notifyOnAlarms } from './dead-letter-queue.js';
 import type { DeployParams } from './params.js';
 import { sinkAccess } from './sink-access.js';
@@ -20,6 +23,15 @@ import { fromTableDefinition } from './table-definition.js';
 /** Options of {@link DynamoCdcLambdaStack}. */
 export interface DynamoCdcLambdaStackProps extends StackProps {
   readonly params: DeployParams;
+  /**
+   * The app the handler runs (the default export of dynamo-cdc.config.ts). Its routes become the
+   * mapping's `FilterCriteria` (see `lambdaFilterCriteria`), so Lambda is not invoked for changes no
+   * route takes.
+   * @default none: no filter, every record invokes the function
+   */
+  readonly dynamoCdcApp?: DynamoCdcApp;
+  /** Lambda's limits for that filter, when the account's quota differs from the default. @default 5 filters, 4096 characters a pattern */
+  readonly filterOptions?: LambdaFilterOptions;
 }
 
 const RUNTIMES: Readonly<Record<DeployParams['nodeVersion'], Runtime>> = { '20': Runtime.NODEJS_20_X, '22': Runtime.NODEJS_22_X, '24': Runtime.NODEJS_24_X };
@@ -138,6 +150,9 @@ export class DynamoCdcLambdaStack extends Stack {
     // Not DynamoEventSource: it grants dynamodb:ListStreams on `*`, which the mapping does not need.
     // The on-failure destination is bound here for the same reason (SqsDlq adds GetQueueAttributes and GetQueueUrl).
     const onFailure: IEventSourceDlq = { bind: () => ({ destination: this.onFailureQueue.queue.queueArn }) };
+    // Lambda drops a record no filter matches before the handler sees it: the filter passes every
+    // record a route takes or would dead-letter (it never looks at images, only keys, kinds and the TTL identity).
+    const criteria = props.dynamoCdcApp ? lambdaFilterCriteria(props.dynamoCdcApp, props.filterOptions) : undefined;
     this.mapping = new EventSourceMapping(this, 'StreamMapping', {
       target: this.function,
       eventSourceArn: source.streamArn,
@@ -150,6 +165,7 @@ export class DynamoCdcLambdaStack extends Stack {
       retryAttempts: params.maximumRetryAttempts,
       maxRecordAge: Duration.seconds(params.maximumRecordAgeSeconds),
       onFailure,
+      ...(criteria ? { filters: criteria.Filters.map((f) => ({ pattern: f.Pattern })) } : {}),
     });
 
     this.iteratorAgeAlarm = new Alarm(this, 'IteratorAgeAlarm', {

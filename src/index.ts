@@ -3,7 +3,7 @@ export type { App, AppConfig, Ordering, RetryOptions } from './app.js';
 export type { GlobalTableOptions } from './global-tables.js';
 export { entity } from './entities.js';
 export type { Entity, EntityOptions, KeyPattern } from './entities.js';
-export { route } from './routes.js';
+export { expired, route } from './routes.js';
 export type { Route, RouteBuilder } from './routes.js';
 export { decodeRecord, changedAttributes, isExactNumber, parseStreamArn } from './events.js';
 export type {

@@ -68,3 +68,14 @@ export const route = <S extends Entity<unknown> | string>(source: S): RouteBuild
     transform: undefined,
   });
 };
+
+/**
+ * A `.when()` predicate that keeps only deletes made by DynamoDB's time-to-live process
+ * (`event.expired`). Unlike an equivalent arrow function, the Lambda filter compiler recognises it
+ * ({@link lambdaFilterCriteria} in `dynamo-cdc/lambda`), so Lambda is not invoked for the other
+ * changes of the route's entity.
+ *
+ * @example
+ * route(Task).on('remove').when(expired).to(s3Export({ bucket: 'archive' }))
+ */
+export const expired = (event: { readonly expired: boolean }): boolean => event.expired;

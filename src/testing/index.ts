@@ -18,3 +18,4 @@ export type {
 export { MemoryLeaseStore } from './memory-lease-store.js';
 export { ScriptedStreams, type ScriptedStreamsCalls, type ScriptedStreamsOptions } from './scripted-streams.js';
 export { seededRandom } from './random.js';
+export { matchesFilterPattern, passesFilterCriteria } from './filter-pattern.js';

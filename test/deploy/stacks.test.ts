@@ -14,6 +14,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LEASE_TABLE_ACTIONS, WORKER_HEALTH } from '../../deploy/worker-stack.js';
 import { leaseTableDefinition } from '../../src/worker/dynamodb-lease-store.js';
 import { progressTableDefinition } from '../../src/lambda/dynamodb-progress-store.js';
+import { lambdaFilterCriteria } from '../../src/lambda/filter-criteria.js';
+import { defineApp, entity, expired, route } from '../../src/index.js';
+import { MemorySink } from '../../src/testing/index.js';
+import exampleApp from '../../dynamo-cdc.config.js';
 import { STREAM_ARN, actionsOf, grantsOf, policyStatements, removeAssemblies, render, rendered, resourcesOf, synthesize } from './template-helpers.js';
 import type { Synthesized } from './template-helpers.js';
 
@@ -107,6 +111,24 @@ describe('DynamoCdcLambdaStack', () => {
       DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [queueIdOf(full, 'onFailureQueue'), 'Arn'] } } },
     });
   });
+
+  it("sets the mapping's FilterCriteria from the routes of dynamo-cdc.config.ts (none: its '*' routes take every record)", () => {
+    // The repo's example app routes '*' to two sinks, so no record may be filtered out.
+    expect(lambdaFilterCriteria(exampleApp)).toBeUndefined();
+    byName.lambda.hasResourceProperties('AWS::Lambda::EventSourceMapping', { FilterCriteria: Match.absent() });
+  });
+
+  it("sets the mapping's FilterCriteria to the compiled routes of the app it is given", () => {
+    // Prepare
+    const Task = entity('Task', { key: { PK: 'USER#', SK: 'TASK#' } });
+    const routes = defineApp({ table: 'TaskApp', routes: [route(Task).on('modify').to(new MemorySink({ name: 'status' })), route(Task).when(expired).to(new MemorySink({ name: 'archive' }))] });
+    // Act
+    const filtered = synthesize({ tableName: 'TaskApp' }, { bundling: false, routes });
+    // Assess
+    const criteria = lambdaFilterCriteria(routes);
+    expect(criteria?.Filters).toHaveLength(2);
+    filtered.lambda.hasResourceProperties('AWS::Lambda::EventSourceMapping', { FilterCriteria: { Filters: criteria?.Filters.map((f) => ({ Pattern: f.Pattern })) } });
+  }, SYNTH_TIMEOUT_MS);
 
   it('defaults to 10 retries, a day of record age and one batch per shard', () => {
     byName.lambda.hasResourceProperties('AWS::Lambda::EventSourceMapping', {

@@ -10,6 +10,7 @@ import { addDynamoCdcStacks } from '../../deploy/app.js';
 import type { DynamoCdcStacks } from '../../deploy/app.js';
 import { resolveDeployParams } from '../../deploy/params.js';
 import type { DeployParamsInput } from '../../deploy/params.js';
+import type { App as DynamoCdcApp } from '../../src/app.js';
 
 /** A stream ARN in AWS's documentation account. */
 export const STREAM_ARN = 'arn:aws:dynamodb:eu-west-1:123456789012:table/TaskApp/stream/2026-01-01T00:00:00.000';
@@ -29,12 +30,12 @@ const outdirs: string[] = [];
  * `bundling: false` (then the function's code is a placeholder, and synthesis takes a second
  * instead of an esbuild run).
  */
-export const synthesize = (input: DeployParamsInput, options: { bundling?: boolean } = {}): Synthesized => {
+export const synthesize = (input: DeployParamsInput, options: { bundling?: boolean; routes?: DynamoCdcApp } = {}): Synthesized => {
   const outdir = mkdtempSync(join(tmpdir(), 'dynamo-cdc-deploy-'));
   outdirs.push(outdir);
   // The CDK CLI's `--exclusively` context: which stacks to bundle; none when empty.
   const app = new App({ outdir, ...(options.bundling === false ? { context: { 'aws:cdk:bundling-stacks': [] } } : {}) });
-  const stacks = addDynamoCdcStacks(app, resolveDeployParams(input));
+  const stacks = options.routes ? addDynamoCdcStacks(app, resolveDeployParams(input), options.routes) : addDynamoCdcStacks(app, resolveDeployParams(input));
   const assembly = app.synth();
   return { stacks, assembly, lambda: Template.fromStack(stacks.lambda), worker: Template.fromStack(stacks.worker) };
 };
