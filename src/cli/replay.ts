@@ -4,7 +4,9 @@ import { ConfigError } from '../errors.js';
 import type { Logger } from '../ports.js';
 import { dynamoDbReplayCheckpoints } from '../replay/checkpoints.js';
 import type { KindCounts } from '../replay/deliver.js';
+import { resolveRange } from '../replay/range.js';
 import { replay } from '../replay/replay.js';
+import { selectRoutes } from '../replay/select-routes.js';
 import type { ReplayOptions, ReplayReport } from '../replay/replay.js';
 import { dynamoDbStreamsApi } from '../worker/dynamodb-streams-api.js';
 import type { CommandSpec, FlagSpec, ParsedValues } from './args.js';
@@ -170,6 +172,13 @@ export const replayCommand = async (argv: readonly string[], io: CliIo, verbose 
   if (source === 's3') only([ID, POLL_INTERVAL, LEASE_TABLE_FLAG], 'stream');
   else only([EXPORT, BUCKET, PREFIX, ON_UNREADABLE], 's3');
   const { app, file } = await loadConfig(io.cwd, stringFlag(values, io, CONFIG_FLAG));
+  // Checked before any AWS call, so a typo in a name or a time is answered at once.
+  try {
+    selectRoutes(app, { sinks, routes });
+    resolveRange({ from: values['from'] as string | undefined, to: values['to'] as string | undefined, fromSequence: values['from-sequence'] as string | undefined, toSequence: values['to-sequence'] as string | undefined }, Date.now());
+  } catch (error) {
+    throw asFlagError(error);
+  }
   const logger = verbose ? stderrLogger(io.stderr) : silentLogger;
   const common = {
     app,

@@ -15,7 +15,7 @@ export interface ReplayPlan {
   readonly range: ReplayRange;
   /** Where the replay stops: `range.to`, or the time the first run began (the stream's tip then). */
   readonly to: number;
-  /** Names of the chosen routes, `routes[i] (description)`. */
+  /** The chosen routes' descriptions (`Task.modify -> bus`): a resume may add routes to the config, not change these. */
   readonly routes: readonly string[];
 }
 
@@ -50,13 +50,13 @@ export const SHARD_DONE = 'END';
 export const replayKey = (id: string, shardId?: string): string => `replay|${id}${shardId === undefined ? '' : `|${shardId}`}`;
 
 const samePlan = (a: ReplayPlan, b: ReplayPlan): string | undefined => {
-  if (a.streamArn !== b.streamArn) return `stream ${a.streamArn}`;
-  if (a.routes.join('\n') !== b.routes.join('\n')) return `routes ${a.routes.join(', ')}`;
+  if (a.streamArn !== b.streamArn) return `on another stream (${b.streamArn})`;
+  if (a.routes.join('\n') !== b.routes.join('\n')) return `with other routes (${b.routes.join(', ')})`;
   return undefined;
 };
 
 const mismatch = (id: string, what: string): ConfigError =>
-  new ConfigError('id', `\`${id}\` names a replay that began with another ${what}. Pass a new --id for a new replay, or the same sink/route to resume it.`);
+  new ConfigError('id', `\`${id}\` names a replay that began ${what}. Pass a new --id for a new replay, or the same sink/route to resume it.`);
 
 /** An in-memory {@link ReplayCheckpointStore}, for tests. */
 export class MemoryReplayCheckpoints implements ReplayCheckpointStore {

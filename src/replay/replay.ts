@@ -228,7 +228,7 @@ export const replay = async (options: ReplayOptions): Promise<ReplayReport> => {
   if (!dryRun && source.checkpoints === undefined) throw new ConfigError('source.checkpoints', 'is needed to replay the stream (the replay keeps its own checkpoints). Pass dynamoDbReplayCheckpoints({ tableName: <lease table>, client }), or set dryRun.');
   const id = source.id ?? `replay-${new Date(now).toISOString().replace(/[-:]/g, '').slice(0, 15)}-${randomUUID().slice(0, 8)}`;
   const runId = randomUUID();
-  let plan: ReplayPlan = { streamArn: source.streamArn, range, to: range.to ?? now, routes };
+  let plan: ReplayPlan = { streamArn: source.streamArn, range, to: range.to ?? now, routes: chosen.map((r) => r.description) };
   let saved: ReadonlyMap<string, string> = new Map();
   let resumed = false;
   if (!dryRun && source.checkpoints) {
