@@ -261,7 +261,9 @@ export const replayCommand = async (argv: readonly string[], io: CliIo, verbose 
   if (values['json'] === true) io.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   else printReport(io, report);
   for (const u of report.unreadable) say(io.stderr, `dynamo-cdc: cannot read ${u.object}: ${u.reason}`);
-  for (const p of report.problems) say(io.stderr, `dynamo-cdc: ${p}`);
+  if (abort.signal.aborted) say(io.stderr, 'dynamo-cdc: stopped by a signal; what was sent is checkpointed');
+  else for (const p of report.problems) say(io.stderr, `dynamo-cdc: ${p}`);
   if (!report.dryRun && report.id && !report.complete) say(io.stderr, `dynamo-cdc: replay ${report.id} is not finished; run again with --id ${report.id} to resume`);
+  if (abort.signal.aborted) return 130;
   return report.complete ? 0 : 1;
 };
