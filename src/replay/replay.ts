@@ -33,7 +33,7 @@ export interface S3ReplaySource {
   readonly exportSink?: string;
   /** Reads another bucket than the sink's (a copy, another account). @default the sink's bucket */
   readonly bucket?: string;
-  /** @default the sink's prefix */
+  /** @default the sink's prefix; `'cdc/'` (s3Export's default) when `bucket` and `client` are given without a sink */
   readonly prefix?: string;
   /** The S3 client that reads. @default the sink's client */
   readonly client?: S3Client;
@@ -205,7 +205,8 @@ export const replay = async (options: ReplayOptions): Promise<ReplayReport> => {
     const result = await replayFromS3({
       client,
       bucket: source.bucket ?? (sink as S3ExportLike).bucket,
-      prefix: source.prefix ?? (sink as S3ExportLike).prefix,
+      // Without a sink to ask (a copy read with a bucket and client of its own), the export's default.
+      prefix: source.prefix ?? sink?.prefix ?? 'cdc/',
       table: app.table,
       streamArn,
       range,

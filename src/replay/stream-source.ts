@@ -3,7 +3,7 @@
  * {@link StreamsApi} port), parents before children, from a time or a sequence number to a time or
  * the tip, with checkpoints of its own. It never takes, reads or writes a worker's lease.
  */
-import { describeError } from '../errors.js';
+import { classify, describeError } from '../errors.js';
 import { compareSequenceNumbers } from '../events.js';
 import type { RawStreamRecord } from '../events.js';
 import type { Clock, Logger } from '../ports.js';
@@ -50,6 +50,22 @@ const EMPTY_READS_AT_TIP = 2;
 const TIP_GRACE_MS = 2000;
 
 const nameOf = (error: unknown): string | undefined => (error as { name?: string } | null)?.name;
+
+/** Attempts of a stream call that failed with a retryable error (throttling, 5xx, the network). */
+const STREAM_ATTEMPTS = 5;
+/** The service's answers that mean the position, not the moment, is wrong: never retried. */
+const POSITION_ERRORS = new Set(['ExpiredIteratorException', 'TrimmedDataAccessException', 'ResourceNotFoundException']);
+
+const withRetries = async <T>(clock: Clock, signal: AbortSignal | undefined, call: () => Promise<T>): Promise<T> => {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await call();
+    } catch (error) {
+      if (attempt >= STREAM_ATTEMPTS || POSITION_ERRORS.has(nameOf(error) ?? '') || classify(error) === 'PERMANENT') throw error;
+      await clock.sleep(Math.random() * 250 * 2 ** attempt, signal);
+    }
+  }
+};
 
 const timeOf = (record: unknown): number => {
   const t = (record as RawStreamRecord | undefined)?.dynamodb?.ApproximateCreationDateTime;
@@ -104,7 +120,7 @@ class ShardRun {
   async #iterator(position: IteratorPosition): Promise<string | undefined> {
     const { streams, streamArn, signal } = this.input;
     try {
-      return await streams.getShardIterator(streamArn, this.shard.shardId, position, signal);
+      return await withRetries(this.input.clock, signal, () => streams.getShardIterator(streamArn, this.shard.shardId, position, signal));
     } catch (error) {
       if (nameOf(error) === 'TrimmedDataAccessException') {
         const at = 'sequenceNumber' in position ? `sequence number ${position.sequenceNumber}` : 'its start';
@@ -132,7 +148,8 @@ class ShardRun {
       signal?.throwIfAborted();
       let page;
       try {
-        page = await streams.getRecords(iterator, this.input.batchSize, signal);
+        const current = iterator;
+        page = await withRetries(clock, signal, () => streams.getRecords(current, this.input.batchSize, signal));
       } catch (error) {
         if (nameOf(error) !== 'ExpiredIteratorException') throw error;
         iterator = await this.#iterator(this.#checkpoint !== undefined ? { type: 'AFTER_SEQUENCE_NUMBER', sequenceNumber: this.#checkpoint } : position);

@@ -56,7 +56,7 @@ describe('replay from the S3 export (s3rver)', () => {
   let dir: string;
 
   beforeAll(async () => {
-    s3 = await startS3rver({ buckets: [BUCKET] });
+    s3 = await startS3rver({ buckets: [BUCKET, 'cdc-copy'] });
     dir = await mkdtemp(join(tmpdir(), 'dynamo-cdc-replay-s3-'));
   });
 
@@ -66,9 +66,8 @@ describe('replay from the S3 export (s3rver)', () => {
   });
 
   /** Writes the history to a fresh prefix with a real s3Export sink; the app to replay it with. */
-  const exported = async () => {
-    const prefix = `replay-${randomUUID()}/`;
-    const lake = s3Export({ bucket: BUCKET, prefix, client: s3.client, rollover: { maxAgeMs: 0, maxRecords: 25 } });
+  const exported = async (bucket = BUCKET, prefix = `replay-${randomUUID()}/`) => {
+    const lake = s3Export({ bucket, prefix, client: s3.client, rollover: { maxAgeMs: 0, maxRecords: 25 } });
     const writer = new Engine({ app: defineApp({ table: 'TaskApp', routes: [route('*').to(lake)] }), logger: silentLogger, clock: systemClock });
     const stream = history();
     for (const shard of ['shardId-parent', 'shardId-child']) {
@@ -114,6 +113,15 @@ describe('replay from the S3 export (s3rver)', () => {
     expect(expected).toHaveLength(20);
     expect(search.delivered.map((e) => e.eventID)).toEqual(expected.map((e) => e.eventID));
     expect(report.complete).toBe(true);
+  });
+
+  it("reads a copy of the export in another bucket with an app that has no s3Export sink, under the export's default prefix", async () => {
+    const { originals } = await exported('cdc-copy', 'cdc/');
+    const search = new MemorySink({ name: 'search' });
+    const app = defineApp({ table: 'TaskApp', routes: [route('*').to(search)] });
+    const report = await replay({ app, sinks: ['search'], source: { type: 's3', bucket: 'cdc-copy', client: s3.client }, from: START });
+    expect(report.complete).toBe(true);
+    expect(search.delivered.map((e) => e.eventID)).toEqual(originals.map((e) => e.eventID));
   });
 
   it('a dry run reads and counts, and sends nothing', async () => {

@@ -5,7 +5,7 @@ import { orderLines, parseExportObject, toStreamRecord } from '../../src/replay/
 import type { ExportLine } from '../../src/replay/export-lines.js';
 import { MemoryReplayCheckpoints, parseTime, replay, resolveRange, selectRoutes } from '../../src/replay/index.js';
 import { defaultLine } from '../../src/sinks/s3/export-layout.js';
-import { FakeClock, MemoryDeadLetterQueue, MemorySink, ScriptedStreams, streamRecords, toGetRecordsShape } from '../../src/testing/index.js';
+import { FakeClock, MemoryDeadLetterQueue, MemorySink, ScriptedStreams, streamRecords, throttlingError, toGetRecordsShape } from '../../src/testing/index.js';
 import type { LambdaStreamRecord } from '../../src/testing/index.js';
 
 type Task = { PK: string; SK: string; Status: string; Version: number };
@@ -260,5 +260,30 @@ describe('replay from the stream (scripted shards)', () => {
     });
     expect(report.complete).toBe(false);
     expect(report.problems).toEqual([expect.stringMatching(/^shard s1: sequence number 100000000000000000100 is past the stream's 24 h retention/)]);
+  });
+
+  it('retries a throttled read, and is not thrown off by it', async () => {
+    const { records, streams, clock } = setup();
+    streams.addShard({ shardId: 's1' });
+    streams.append('s1', getShape([records.insert(task(1, 'OPEN', 1))]));
+    streams.closeShard('s1');
+    streams.failNext('getRecords', () => Object.assign(throttlingError(), { name: 'LimitExceededException' }), 2);
+    streams.failNext('getShardIterator', () => throttlingError(), 1);
+    const sinks = sinksOf();
+    const report = await replay({ app: appWith(sinks), sinks: ['search'], clock, source: { type: 'stream', streams, streamArn: records.streamArn, checkpoints: new MemoryReplayCheckpoints() } });
+    expect(report.complete).toBe(true);
+    expect(sinks.search.delivered).toHaveLength(1);
+  });
+
+  it('refuses to resume an id with other routes, in one line naming them', async () => {
+    const { records, streams, clock } = setup();
+    streams.addShard({ shardId: 's1' });
+    streams.closeShard('s1');
+    const checkpoints = new MemoryReplayCheckpoints();
+    const source = { type: 'stream' as const, streams, streamArn: records.streamArn, checkpoints, id: 'r3' };
+    await replay({ app: appWith(sinksOf()), sinks: ['search'], clock, source });
+    await expect(replay({ app: appWith(sinksOf()), sinks: ['bus'], clock, source })).rejects.toThrow(
+      '`id` `r3` names a replay that began with other routes (Task -> search). Pass a new --id for a new replay, or the same sink/route to resume it.',
+    );
   });
 });
