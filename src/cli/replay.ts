@@ -134,7 +134,8 @@ const printReport = (io: CliIo, report: ReplayReport): void => {
     report.duplicates ? `${report.duplicates} duplicate copies in the export skipped` : '',
   ].filter(Boolean);
   if (extras.length) say(io.stdout, `records: ${extras.join('; ')}`);
-  if (report.dryRun) say(io.stdout, 'dry run: nothing was sent');
+  if (report.finishedBefore) say(io.stdout, `replay ${report.id ?? ''} finished in an earlier run: nothing was sent. Pass a new --id to replay the range again`);
+  else if (report.dryRun) say(io.stdout, 'dry run: nothing was sent');
   else {
     const s = report.statuses;
     say(io.stdout, `sent: ${s.delivered} delivered, ${s['dead-lettered']} dead-lettered${s.blocked + s.unfinished ? `, ${s.blocked + s.unfinished} not delivered` : ''}`);

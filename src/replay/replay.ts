@@ -103,6 +103,8 @@ export interface ReplayReport extends ReplayCounts {
   readonly id: string | undefined;
   /** True when the stream replay resumed an earlier run with this id. */
   readonly resumed: boolean;
+  /** True when an earlier run with this id finished the range: nothing was read or sent. */
+  readonly finishedBefore: boolean;
   readonly range: { readonly from: string | null; readonly to: string | null; readonly fromSequence: string | null; readonly toSequence: string | null };
   /** The chosen routes. */
   readonly routes: readonly string[];
@@ -193,7 +195,7 @@ export const replay = async (options: ReplayOptions): Promise<ReplayReport> => {
   const range = resolveRange(options, now);
   const counts = emptyCounts();
   const sender = new Sender({ app, routes: chosen, dryRun, logger, clock, counts });
-  const base = { ...counts, dryRun, routes, objects: 0, unreadable: [] as UnreadableObject[], duplicates: 0, shards: [] as ShardReplay[] };
+  const base = { dryRun, routes, objects: 0, unreadable: [] as UnreadableObject[], duplicates: 0, shards: [] as ShardReplay[], finishedBefore: false };
 
   if (source.type === 's3') {
     const sink = source.bucket !== undefined && source.client !== undefined ? undefined : exportSinkOf(app, source.exportSink);
@@ -238,7 +240,7 @@ export const replay = async (options: ReplayOptions): Promise<ReplayReport> => {
     saved = state.checkpoints;
     resumed = state.resumed;
     if (state.finished) {
-      return { ...base, source: 'stream', id, resumed, range: rangeText(plan.range, plan.to), problems: [], complete: true };
+      return { ...base, ...counts, source: 'stream', id, resumed, finishedBefore: true, range: rangeText(plan.range, plan.to), problems: [], complete: true };
     }
   }
   const result = await replayFromStream({

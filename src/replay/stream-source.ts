@@ -44,6 +44,8 @@ export interface StreamReplayResult {
   readonly problems: string[];
 }
 
+/** Shards read at once: bounds the memory and the GetRecords rate of one replay. */
+const MAX_SHARDS_AT_ONCE = 8;
 /** Empty reads in a row, past `to`, that say an open shard has no more records of the range. */
 const EMPTY_READS_AT_TIP = 2;
 /** Records can reach the stream a moment after their creation time: the tip is judged this long after `to`. */
@@ -199,7 +201,7 @@ class ShardRun {
 /**
  * Replays the range from the stream. Shards are read in waves: a shard starts once its parent is
  * done (or is not in the stream any more), so an item's changes keep their order across a split;
- * shards of one wave run concurrently. A closed shard's children are looked up when it ends, so
+ * up to {@link MAX_SHARDS_AT_ONCE} shards of one wave run concurrently. A closed shard's children are looked up when it ends, so
  * shards created during the replay are read too. A shard whose parent stopped or failed is not
  * read, and says so.
  */
@@ -211,7 +213,9 @@ export const replayFromStream = async (input: StreamReplayInput): Promise<Stream
   const results = new Map<string, ShardReplay>();
   let pending = [...described];
   while (pending.length > 0) {
-    const ready = pending.filter((s) => s.parentShardId === undefined || !known.has(s.parentShardId) || results.get(s.parentShardId)?.state === 'done');
+    const ready = pending
+      .filter((s) => s.parentShardId === undefined || !known.has(s.parentShardId) || results.get(s.parentShardId)?.state === 'done')
+      .slice(0, MAX_SHARDS_AT_ONCE);
     const orphaned = pending.filter((s) => s.parentShardId !== undefined && results.has(s.parentShardId) && results.get(s.parentShardId)?.state !== 'done');
     for (const s of orphaned) results.set(s.shardId, { shardId: s.shardId, records: 0, checkpoint: input.checkpoints?.saved.get(s.shardId) ?? null, state: 'not-started' });
     if (ready.length === 0) break;

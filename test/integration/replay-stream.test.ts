@@ -144,6 +144,7 @@ describe('replay from the stream on DynamoDB Local', () => {
         source: { type: 'stream', streams: streamsApi(), streamArn, checkpoints: dynamoDbReplayCheckpoints({ tableName: leaseTable, client }), id: 'first' },
       });
       expect(again.resumed).toBe(true);
+      expect(again.finishedBefore).toBe(true);
       expect(again.records).toBe(0);
       expect(search.delivered).toHaveLength(4);
       spy.client.destroy();

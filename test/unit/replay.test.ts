@@ -286,4 +286,23 @@ describe('replay from the stream (scripted shards)', () => {
       '`id` `r3` names a replay that began with other routes (Task -> search). Pass a new --id for a new replay, or the same sink/route to resume it.',
     );
   });
+
+  it('reads more shards than it reads at once, and a finished id sends nothing again', async () => {
+    const { records, streams, clock } = setup();
+    for (let i = 0; i < 11; i++) {
+      streams.addShard({ shardId: `s${i}` });
+      streams.append(`s${i}`, getShape([records.insert(task(i, 'OPEN', 1))]));
+      streams.closeShard(`s${i}`);
+    }
+    const sinks = sinksOf();
+    const checkpoints = new MemoryReplayCheckpoints();
+    const source = { type: 'stream' as const, streams, streamArn: records.streamArn, checkpoints, id: 'r4' };
+    const first = await replay({ app: appWith(sinks), sinks: ['search'], clock, source });
+    expect(first.complete).toBe(true);
+    expect(first.shards).toHaveLength(11);
+    expect(sinks.search.delivered).toHaveLength(11);
+    const again = await replay({ app: appWith(sinks), sinks: ['search'], clock, source });
+    expect(again.finishedBefore).toBe(true);
+    expect(sinks.search.delivered).toHaveLength(11);
+  });
 });
