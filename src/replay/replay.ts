@@ -164,6 +164,12 @@ const checkRetention = (range: ReplayRange, now: number): void => {
       `(${new Date(range.from).toISOString()}) is outside the stream's 24 h retention: the oldest record it can hold is from ${new Date(oldest).toISOString()}. Replay older changes from the S3 export (source s3), or start later.`,
     );
   }
+  if (range.to !== undefined && range.to <= oldest) {
+    throw new ConfigError(
+      'to',
+      `(${new Date(range.to).toISOString()}) is outside the stream's 24 h retention: the oldest record it can hold is from ${new Date(oldest).toISOString()}, so the range is empty. Replay it from the S3 export (source s3).`,
+    );
+  }
   if (range.from !== undefined && range.from > now) throw new ConfigError('from', `(${new Date(range.from).toISOString()}) is in the future.`);
   if (range.to !== undefined && range.to > now) {
     throw new ConfigError('to', `(${new Date(range.to).toISOString()}) is in the future; a replay of the stream stops at its tip. Leave it out to stop at the tip.`);

@@ -246,6 +246,13 @@ describe('replay from the stream (scripted shards)', () => {
     expect(streams.calls.describeStream).toBe(0);
   });
 
+  it('refuses a range that ends before the retention begins, rather than sending nothing', async () => {
+    const { records, streams, clock } = setup();
+    await expect(
+      replay({ app: appWith(sinksOf()), sinks: ['search'], clock, to: '30h', source: { type: 'stream', streams, streamArn: records.streamArn, checkpoints: new MemoryReplayCheckpoints() } }),
+    ).rejects.toThrow(/`to` \(.*\) is outside the stream's 24 h retention/);
+  });
+
   it('reports a sequence number already trimmed', async () => {
     const { records, streams, clock } = setup();
     streams.addShard({ shardId: 's1', startingSequenceNumber: '100000000000000000100' });
