@@ -170,7 +170,7 @@ export const replayCommand = async (argv: readonly string[], io: CliIo, verbose 
   const only = (flags: readonly FlagSpec[], where: string) => {
     for (const f of flags) if (values[f.name] !== undefined) throw new UsageError(`--${f.name} applies to --source ${where} only.`);
   };
-  if (source === 's3') only([ID, POLL_INTERVAL, LEASE_TABLE_FLAG], 'stream');
+  if (source === 's3') only([ID, POLL_INTERVAL, LEASE_TABLE_FLAG, REGION_FLAG, ENDPOINT_FLAG], 'stream');
   else only([EXPORT, BUCKET, PREFIX, ON_UNREADABLE], 's3');
   const { app, file } = await loadConfig(io.cwd, stringFlag(values, io, CONFIG_FLAG));
   // Checked before any AWS call, so a typo in a name or a time is answered at once.
@@ -203,7 +203,12 @@ export const replayCommand = async (argv: readonly string[], io: CliIo, verbose 
     let options: ReplayOptions;
     let explain: (error: unknown) => unknown;
     if (source === 's3') {
-      explain = (error) => explainAwsError(asFlagError(error), { region: undefined, endpoint: undefined }, 'S3');
+      explain = (error) => {
+        if ((error as { name?: unknown } | null)?.name === 'NoSuchBucket') {
+          return new CliError(`the export's bucket does not exist (${(error as Error).message}). Check the s3Export sink's bucket in ${file}, or pass --bucket`, { cause: error });
+        }
+        return explainAwsError(asFlagError(error), { region: undefined, endpoint: undefined }, 'S3');
+      };
       options = {
         ...common,
         signal: abort.signal,
@@ -213,6 +218,8 @@ export const replayCommand = async (argv: readonly string[], io: CliIo, verbose 
           ...(typeof values['bucket'] === 'string' ? { bucket: values['bucket'] } : {}),
           ...(typeof values['prefix'] === 'string' ? { prefix: values['prefix'] } : {}),
           ...(onUnreadable ? { onUnreadable } : {}),
+          // The export does not keep the ARN: the rebuilt events carry this one when given.
+          ...(stringFlag(values, io, STREAM_ARN_FLAG) !== undefined ? { streamArn: stringFlag(values, io, STREAM_ARN_FLAG) as string } : {}),
         },
       };
     } else {

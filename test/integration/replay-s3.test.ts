@@ -211,5 +211,9 @@ export default defineApp({ table: 'TaskApp', routes: [
     const bad = await cli(['replay', '-c', config, '--source', 's3', '--sink', 'all', '--lease-table', 'x']);
     expect(bad.errLines).toEqual(['dynamo-cdc: --lease-table applies to --source stream only.']);
     expect(bad.code).toBe(2);
+
+    const noBucket = await cli(['replay', '-c', config, '--source', 's3', '--sink', 'all', '--bucket', 'no-such-bucket', '--from', '2026-01-01T00:58:00Z']);
+    expect(noBucket.errLines).toEqual([expect.stringMatching(/^dynamo-cdc: the export's bucket does not exist \(.*\)\. Check the s3Export sink's bucket in s3\.config\.ts, or pass --bucket$/)]);
+    expect(noBucket.code).toBe(1);
   });
 });
