@@ -3,7 +3,7 @@ import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import { ConfigError } from '../errors.js';
 import type { Logger } from '../ports.js';
 import { dynamoDbReplayCheckpoints } from '../replay/checkpoints.js';
-import type { KindCounts } from '../replay/deliver.js';
+import type { KindCounts } from '../replay/sender.js';
 import { resolveRange } from '../replay/range.js';
 import { replay } from '../replay/replay.js';
 import { selectRoutes } from '../replay/select-routes.js';

@@ -7,7 +7,7 @@ export { replay, exportSinkOf, STREAM_RETENTION_MS } from './replay.js';
 export type { ReplayOptions, ReplayReport, S3ReplaySource, StreamReplaySource } from './replay.js';
 export { dynamoDbReplayCheckpoints, MemoryReplayCheckpoints, replayKey, SHARD_DONE } from './checkpoints.js';
 export type { DynamoDbReplayCheckpointsOptions, ReplayCheckpointStore, ReplayPlan, ReplayState } from './checkpoints.js';
-export type { KindCounts, ReplayCounts } from './deliver.js';
+export type { KindCounts, ReplayCounts } from './sender.js';
 export { parseTime, resolveRange } from './range.js';
 export type { ReplayRange, TimeInput } from './range.js';
 export { selectRoutes, routeName } from './select-routes.js';

@@ -9,7 +9,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { classify, describeError } from '../errors.js';
 import type { Clock, Logger } from '../ports.js';
 import { escapePartitionValue } from '../sinks/s3/export-layout.js';
-import type { Sender } from './deliver.js';
+import type { Sender } from './sender.js';
 import { orderLines, parseExportObject, toStreamRecord } from './export-lines.js';
 import type { ExportLine } from './export-lines.js';
 import { placeOf } from './range.js';

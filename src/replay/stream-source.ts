@@ -10,7 +10,7 @@ import type { Clock, Logger } from '../ports.js';
 import type { IteratorPosition, ShardDescription, StreamsApi } from '../worker/ports.js';
 import { SHARD_DONE } from './checkpoints.js';
 import type { ReplayCheckpointStore } from './checkpoints.js';
-import type { Sender } from './deliver.js';
+import type { Sender } from './sender.js';
 import { placeOf } from './range.js';
 import type { ReplayRange } from './range.js';
 
