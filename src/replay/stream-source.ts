@@ -46,8 +46,14 @@ export interface StreamReplayResult {
 
 /** Shards read at once: bounds the memory and the GetRecords rate of one replay. */
 const MAX_SHARDS_AT_ONCE = 8;
-/** Empty reads in a row, past `to`, that say an open shard has no more records of the range. */
-const EMPTY_READS_AT_TIP = 2;
+/**
+ * When an open shard has nothing more of the range. GetRecords can answer an empty page in the
+ * middle of a shard ("it might take multiple calls to get to a portion of the shard that contains
+ * stream records", says the API), so one empty read is not the tip: it takes this many empty reads
+ * in a row, spread over at least {@link TIP_QUIET_MS}, all made {@link TIP_GRACE_MS} or more after `to`.
+ */
+const EMPTY_READS_AT_TIP = 5;
+const TIP_QUIET_MS = 3000;
 /** Records can reach the stream a moment after their creation time: the tip is judged this long after `to`. */
 const TIP_GRACE_MS = 2000;
 
@@ -82,6 +88,7 @@ class ShardRun {
   readonly result: ShardReplay;
   #checkpoint: string | undefined;
   #emptyReads = 0;
+  #emptySince = 0;
 
   constructor(
     readonly input: StreamReplayInput,
@@ -186,8 +193,10 @@ class ShardRun {
       if (last !== undefined) position = { type: 'AFTER_SEQUENCE_NUMBER', sequenceNumber: last };
       if (reachedEnd || page.nextIterator === undefined) break;
       if (page.records.length === 0) {
-        this.#emptyReads = clock.now() >= to + TIP_GRACE_MS ? this.#emptyReads + 1 : 0;
-        if (this.#emptyReads >= EMPTY_READS_AT_TIP) break;
+        const now = clock.now();
+        if (now < to + TIP_GRACE_MS) this.#emptyReads = 0;
+        else if (this.#emptyReads++ === 0) this.#emptySince = now;
+        if (this.#emptyReads >= EMPTY_READS_AT_TIP && now - this.#emptySince >= TIP_QUIET_MS) break;
         await clock.sleep(this.input.pollIntervalMs, signal);
       } else this.#emptyReads = 0;
       iterator = page.nextIterator;

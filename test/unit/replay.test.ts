@@ -7,6 +7,7 @@ import { MemoryReplayCheckpoints, parseTime, replay, resolveRange, selectRoutes 
 import { defaultLine } from '../../src/sinks/s3/export-layout.js';
 import { FakeClock, MemoryDeadLetterQueue, MemorySink, ScriptedStreams, streamRecords, throttlingError, toGetRecordsShape } from '../../src/testing/index.js';
 import type { LambdaStreamRecord } from '../../src/testing/index.js';
+import type { StreamsApi } from '../../src/worker/index.js';
 
 type Task = { PK: string; SK: string; Status: string; Version: number };
 const Task = entity<Task>('Task', { key: { PK: 'USER#', SK: 'TASK#' } });
@@ -311,5 +312,23 @@ describe('replay from the stream (scripted shards)', () => {
     const again = await replay({ app: appWith(sinks), sinks: ['search'], clock, source });
     expect(again.finishedBefore).toBe(true);
     expect(sinks.search.delivered).toHaveLength(11);
+  });
+
+  it('is not fooled by empty pages in the middle of an open shard', async () => {
+    const { records, streams, clock } = setup();
+    streams.addShard({ shardId: 's1' });
+    streams.append('s1', getShape([records.insert(task(1, 'OPEN', 1))]));
+    // The service may answer empty pages before the part of a shard that holds records.
+    let empties = 4;
+    const gappy: StreamsApi = {
+      describeShards: (arn, signal) => streams.describeShards(arn, signal),
+      childShards: (arn, shardId, signal) => streams.childShards(arn, shardId, signal),
+      getShardIterator: (arn, shardId, position, signal) => streams.getShardIterator(arn, shardId, position, signal),
+      getRecords: async (iterator, limit, signal) => (empties-- > 0 ? { records: [], nextIterator: iterator } : streams.getRecords(iterator, limit, signal)),
+    };
+    const sinks = sinksOf();
+    const report = await replay({ app: appWith(sinks), sinks: ['search'], clock, source: { type: 'stream', streams: gappy, streamArn: records.streamArn, checkpoints: new MemoryReplayCheckpoints() } });
+    expect(report.complete).toBe(true);
+    expect(sinks.search.delivered).toHaveLength(1);
   });
 });
