@@ -256,6 +256,10 @@ export default defineApp({ table: ${JSON.stringify(tableName)}, routes: [
     expect(r.stdout).toMatch(/^replay cli-1 from stream/m);
     expect(r.stdout).toContain('sent: 2 delivered, 0 dead-lettered');
     expect((await readFile(join(dir, 'sent.ndjson'), 'utf8')).trim().split('\n')).toHaveLength(2);
+    // `status` reads the same lease table and does not mistake the replay's items for leases.
+    const status = await cli(['status', '-c', file, '--lease-table', leaseTable, '--json']);
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stdout).not.toContain('replay|');
   });
 
   const oneLine = async (argv: string[], expected: RegExp, code = 1) => {
