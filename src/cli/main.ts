@@ -1,5 +1,5 @@
 /**
- * The `dynamo-cdc` command: `run`, `status`, `dlq list`, `dlq redrive`, `demo`. `bin/dynamo-cdc.js`
+ * The `dynamo-cdc` command: `run`, `status`, `dlq list`, `dlq redrive`, `replay`, `demo`. `bin/dynamo-cdc.js`
  * calls {@link main} and exits with the number it returns. Every failure is one line on stderr,
  * `dynamo-cdc: <what is wrong and what to do>`; `--verbose` adds the stack.
  */
@@ -15,6 +15,7 @@ const COMMANDS: readonly (readonly [string, string])[] = [
   ['status', "show each shard's lease owner, checkpoint, last activity and lag, and the shard lineage as a tree"],
   ['dlq list', 'list dead-lettered records (a dead-letter file or an SQS queue)'],
   ['dlq redrive', 'send dead-lettered records through their routes again'],
+  ['replay', 'send a range of changes again to chosen sinks or routes, from the stream or the S3 export'],
   ['demo', 'the whole thing on this machine with DynamoDB Local: no AWS account needed'],
 ];
 
@@ -89,6 +90,8 @@ const dispatch = async (command: string, rest: readonly string[], io: CliIo, ver
       return (await import('./status.js')).statusCommand(rest, io);
     case 'dlq':
       return (await import('./dlq.js')).dlqCommand(rest, io, verbose);
+    case 'replay':
+      return (await import('./replay.js')).replayCommand(rest, io, verbose);
     case 'demo': {
       // Loaded only when asked for: it brings DynamoDB Local along, and its packages are optional.
       const demo = await importWithPeers('dynamo-cdc demo', DEMO_PACKAGES, () => import('./demo/run.js')).catch((error: unknown) => {
@@ -98,7 +101,7 @@ const dispatch = async (command: string, rest: readonly string[], io: CliIo, ver
       return demo.demoCommand(rest, io);
     }
     default:
-      throw new UsageError(`unknown command \`${command}\`. Commands: run, status, dlq, demo. Run \`dynamo-cdc --help\`.`);
+      throw new UsageError(`unknown command \`${command}\`. Commands: run, status, dlq, replay, demo. Run \`dynamo-cdc --help\`.`);
   }
 };
 
