@@ -31,7 +31,7 @@ export const emptyCounts = (): ReplayCounts => ({
   byRoute: {},
   unrouted: 0,
   invalid: 0,
-  statuses: { delivered: 0, 'dead-lettered': 0, unrouted: 0, skipped: 0, blocked: 0, unfinished: 0 },
+  statuses: { delivered: 0, 'dead-lettered': 0, unrouted: 0, skipped: 0, replicated: 0, blocked: 0, unfinished: 0 },
 });
 
 /** What a rebuilt record's decoding must take from elsewhere than the record: see {@link ReplayEngine}. */
