@@ -137,6 +137,22 @@ export interface BackfillEvent<T = Item> extends Omit<ChangeEventBase, 'meta'> {
 /** A typed change to one item (or a backfilled item), discriminated on `kind`. */
 export type ChangeEvent<T = Item> = InsertEvent<T> | ModifyEvent<T> | RemoveEvent<T> | BackfillEvent<T>;
 
+/** How far before a backfill's start {@link backfillVersion} reaches back: the clock skew between the backfill's host and DynamoDB it tolerates. */
+export const BACKFILL_VERSION_MARGIN_MS = 60_000;
+
+/**
+ * The version a consumer that keeps state gives a backfilled item, on the scale of stream changes'
+ * `meta.approximateCreationTime`: a write lands only if its version is at least the stored one.
+ * It is 1 ms below the whole minute at or before `startedAt - 60 s`, so every stream change made at or
+ * after the Scan's start carries a higher version, whatever the resolution of the creation time
+ * (DynamoDB gives seconds, DynamoDB Local whole minutes) and with the backfill host's clock up to
+ * a minute ahead. The price: a change made in the minute or two before the Scan also wins over
+ * the (newer) backfilled state, which the stream then corrects with the changes after it.
+ * OpenSearch's default version uses it; see docs/backfill.md for the rule every consumer follows.
+ */
+export const backfillVersion = (startedAt: number): number =>
+  Math.max(0, Math.floor((startedAt - BACKFILL_VERSION_MARGIN_MS) / 60_000) * 60_000 - 1);
+
 /** True for an event a backfill made (an item's state read by a Scan), false for a stream change. */
 export const isBackfillEvent = <T>(event: ChangeEvent<T>): event is BackfillEvent<T> => event.kind === 'backfill';
 

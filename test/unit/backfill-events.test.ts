@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { backfillEventId, backfillRecord } from '../../src/backfill/records.js';
 import type { BackfillRecordContext } from '../../src/backfill/records.js';
 import { ReadBudget } from '../../src/backfill/read-budget.js';
-import { decodeRecord, defineApp, Engine, entity, isBackfillEvent, route } from '../../src/index.js';
+import { backfillVersion, decodeRecord, defineApp, Engine, entity, isBackfillEvent, route } from '../../src/index.js';
 import type { ChangeEvent } from '../../src/index.js';
 import { contentName, exportPositionOf, isChangeEvent, defaultLine } from '../../src/sinks/s3/export-layout.js';
 import { changeVersion } from '../../src/sinks/opensearch/version.js';
@@ -100,13 +100,17 @@ describe('sinks and backfill events', () => {
     expect(contentName('x')).toMatch(/^transformed-/); // the other path, for contrast
   });
 
-  it('OpenSearch versions a backfill one below the second the Scan started in: below every change from then on', () => {
+  it('OpenSearch versions a backfill below every change made from the Scan start on, at second or minute resolution, with the host a minute ahead', () => {
     const version = changeVersion(event);
-    const changeInThatSecond = Math.floor(STARTED / 1000) * 1000;
-    expect(version).toBe(changeInThatSecond - 1);
-    expect(version).toBeLessThan(changeInThatSecond);
-    // A change made a second before the Scan is older than the scanned state: the backfill may replace it.
-    expect(version).toBeGreaterThanOrEqual(changeInThatSecond - 1000);
+    expect(version).toBe(backfillVersion(STARTED));
+    // STARTED is 10:00:00.500: the version is 1 ms below 09:59:00.
+    expect(version).toBe(Date.UTC(2026, 0, 2, 9, 59, 0) - 1);
+    const atSecond = Math.floor(STARTED / 1000) * 1000;
+    const atMinute = Math.floor(STARTED / 60_000) * 60_000;
+    const hostAheadByAMinute = Math.floor((STARTED - 60_000) / 1000) * 1000;
+    for (const changeTime of [atSecond, atMinute, hostAheadByAMinute]) expect(version).toBeLessThan(changeTime);
+    // A change made well before the Scan (older than the scanned state) does not win over it.
+    expect(version).toBeGreaterThan(STARTED - 3 * 60_000);
   });
 
   it('OpenSearch indexes a backfill event (external_gte with the backfill version)', async () => {
@@ -128,7 +132,7 @@ describe('sinks and backfill events', () => {
     // Assess
     expect(result.failed).toEqual([]);
     const [action, document] = (bodies[0] ?? '').split('\n');
-    expect(action).toContain(`"version":${Math.floor(STARTED / 1000) * 1000 - 1},"version_type":"external_gte"`);
+    expect(action).toContain(`"version":${backfillVersion(STARTED)},"version_type":"external_gte"`);
     expect(action).toMatch(/^\{"index":/);
     expect(JSON.parse(document ?? '{}')).toEqual({ PK: 'USER#1', SK: 'TASK#1', Status: 'OPEN', Version: 3 });
   });

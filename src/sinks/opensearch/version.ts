@@ -1,4 +1,5 @@
 import { ConfigError } from '../../errors.js';
+import { backfillVersion } from '../../events.js';
 import type { ChangeEvent } from '../../events.js';
 
 /** The largest external version OpenSearch accepts: a Java long, 2^63 - 1. */
@@ -13,13 +14,7 @@ export const MAX_EXTERNAL_VERSION = 9_223_372_036_854_775_807n;
 export const changeVersion = (event: ChangeEvent<unknown>): number =>
   event.kind === 'backfill' ? backfillVersion(event.meta.backfill.startedAt) : event.meta.approximateCreationTime;
 
-/**
- * The version of a backfilled item: one below the second the Scan started in. Every stream change
- * made from that second on carries a higher version, so a backfilled state never replaces a
- * document a change from the backfill's time wrote, in whichever order the two arrive; a document
- * older than the Scan (or none) takes it. See docs/backfill.md.
- */
-export const backfillVersion = (startedAt: number): number => Math.max(0, Math.floor(startedAt / 1000) * 1000 - 1);
+export { backfillVersion };
 
 const describe = (value: unknown): string => (typeof value === 'bigint' ? `${value}n (bigint)` : `\`${String(value)}\` (${value === null ? 'null' : typeof value})`);
 
