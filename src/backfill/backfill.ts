@@ -26,7 +26,7 @@ export interface BackfillEstimate {
   readonly items: number;
   /** DescribeTable's TableSizeBytes. */
   readonly bytes: number;
-  /** Read capacity units a full Scan costs: half a unit per 4 KB read (eventually consistent). */
+  /** Read capacity units a full Scan costs: half a unit per 4 KB read (eventually consistent), one with `consistentRead`. */
   readonly readUnits: number;
   /** At `maxRcu`, the time the Scan needs; `undefined` without a budget. */
   readonly durationMs: number | undefined;
@@ -93,6 +93,13 @@ export interface BackfillOptions {
   readonly maxRcu?: number;
   /** Items per Scan page (Scan's `Limit`). @default DynamoDB's: up to 1 MB per page */
   readonly pageSize?: number;
+  /**
+   * Strongly consistent Scan pages (twice the read units). An eventually consistent page may miss
+   * a write made within about a second before it was read; the stream delivers that write too
+   * unless a running worker's checkpoint is already past it (a new route on a running worker).
+   * @default false
+   */
+  readonly consistentRead?: boolean;
   /**
    * Continue an unfinished backfill: its id, or `'auto'` for the one unfinished backfill of the
    * same table and segment count in the lease table (a new one when there is none), or `false` to
@@ -172,10 +179,10 @@ const describeSource = async (client: DynamoDBClient, table: string, streamArn: 
   return { description, streamArn: arn };
 };
 
-const estimateOf = (description: TableDescription, maxRcu: number | undefined): BackfillEstimate => {
+const estimateOf = (description: TableDescription, maxRcu: number | undefined, consistent: boolean): BackfillEstimate => {
   const items = description.ItemCount ?? 0;
   const bytes = description.TableSizeBytes ?? 0;
-  const readUnits = Math.ceil(bytes / 4096) / 2;
+  const readUnits = Math.ceil(bytes / 4096) / (consistent ? 1 : 2);
   return { items, bytes, readUnits, durationMs: maxRcu === undefined ? undefined : Math.ceil((readUnits / maxRcu) * 1000) };
 };
 
@@ -263,7 +270,7 @@ export const backfill = async (options: BackfillOptions): Promise<BackfillResult
   const streamsClient = options.streams ? undefined : new DynamoDBStreamsClient(clientConfig);
   try {
     const { description, streamArn } = await describeSource(client, app.table, options.streamArn);
-    const estimate = estimateOf(description, options.maxRcu);
+    const estimate = estimateOf(description, options.maxRcu, options.consistentRead ?? false);
     const keyNames = (description.KeySchema ?? []).map((k) => k.AttributeName as string);
     const budgetMs = retentionMs - marginMs;
     if (estimate.durationMs !== undefined && estimate.durationMs > budgetMs) {
@@ -483,6 +490,7 @@ class BackfillRun {
         Segment: segment,
         TotalSegments: this.#p.state.totalSegments,
         ReturnConsumedCapacity: 'TOTAL',
+        ...(options.consistentRead ? { ConsistentRead: true } : {}),
         ...(options.pageSize !== undefined ? { Limit: options.pageSize } : {}),
         ...(startKey ? { ExclusiveStartKey: startKey } : {}),
       }),

@@ -22,6 +22,7 @@ const MAX_RCU: FlagSpec = {
   help: "Read capacity units per second the Scan may consume across all segments (measured from ReturnConsumedCapacity), so the table's own traffic is not throttled.",
 };
 const PAGE_SIZE: FlagSpec = { name: 'page-size', type: 'string', value: '<items>', default: 'up to 1 MB a page', help: "Items per Scan page (Scan's Limit)." };
+const CONSISTENT_READ: FlagSpec = { name: 'consistent-read', type: 'boolean', help: 'Strongly consistent Scan pages (twice the read units); see docs/backfill.md for when it matters.' };
 const RESUME: FlagSpec = {
   name: 'resume',
   type: 'string',
@@ -42,7 +43,7 @@ export const BACKFILL_SPEC: CommandSpec = {
     "Each segment's position is kept in the lease table once a page is done, so a stopped or killed backfill continues where it stopped when run again. A backfill that cannot finish within the stream's 24 h retention at --max-rcu is refused before it starts. See docs/backfill.md.",
     'Progress goes to stderr (a bar on a terminal, a line a second otherwise); the summary to stdout. SIGINT or SIGTERM stops it after the pages in flight are done; exit code 130.',
   ],
-  flags: [CONFIG_FLAG, LEASE_TABLE_FLAG, CREATE_LEASE_TABLE, STREAM_ARN_FLAG, REGION_FLAG, ENDPOINT_FLAG, SEGMENTS, MAX_RCU, PAGE_SIZE, RESUME, NO_RESUME, DRY_RUN, JSON_FLAG, LOG_LEVEL],
+  flags: [CONFIG_FLAG, LEASE_TABLE_FLAG, CREATE_LEASE_TABLE, STREAM_ARN_FLAG, REGION_FLAG, ENDPOINT_FLAG, SEGMENTS, MAX_RCU, PAGE_SIZE, CONSISTENT_READ, RESUME, NO_RESUME, DRY_RUN, JSON_FLAG, LOG_LEVEL],
   examples: [
     'dynamo-cdc backfill --lease-table tasks-cdc-leases --dry-run',
     'dynamo-cdc backfill --lease-table tasks-cdc-leases --segments 8 --max-rcu 500',
@@ -127,6 +128,7 @@ export const backfillCommand = async (argv: readonly string[], io: CliIo): Promi
       signal: stop.signal,
       resume: values['no-resume'] === true ? false : (resumeId ?? 'auto'),
       dryRun: values['dry-run'] === true,
+      consistentRead: values['consistent-read'] === true,
       ...(target.region ? { region: target.region } : {}),
       ...(target.endpoint ? { endpoint: target.endpoint } : {}),
       ...(streamArn ? { streamArn } : {}),
