@@ -84,7 +84,7 @@ export interface BackfillOptions {
   readonly createLeaseTable?: boolean;
   /** The stream the backfill hands off to. @default the table's LatestStreamArn */
   readonly streamArn?: string;
-  /** Parallel Scan segments (Scan's TotalSegments), 1 to 1,000,000. @default 4 */
+  /** Parallel Scan segments (Scan's TotalSegments), 1 to 1000. @default 4 */
   readonly segments?: number;
   /**
    * Read capacity units per second the Scan may consume, across all segments, measured from
@@ -134,7 +134,8 @@ export interface BackfillOptions {
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;
-const MAX_SEGMENTS = 1_000_000;
+/** The segments' progress is one item in the lease table (about 200 bytes a segment, 400 KB at most). */
+const MAX_SEGMENTS = 1000;
 
 const show = (value: unknown): string => `\`${String(value)}\` (${value === null ? 'null' : typeof value})`;
 
@@ -142,7 +143,7 @@ const checkOptions = (o: BackfillOptions): void => {
   if (typeof o.leaseTable !== 'string' || o.leaseTable === '') throw new ConfigError('leaseTable', `must be the lease table of the stream's workers, got ${show(o.leaseTable)}.`);
   const segments = o.segments ?? 4;
   if (!Number.isInteger(segments) || segments < 1 || segments > MAX_SEGMENTS) {
-    throw new ConfigError('segments', `must be an integer from 1 to ${MAX_SEGMENTS} (Scan's TotalSegments), got ${show(segments)}.`);
+    throw new ConfigError('segments', `must be an integer from 1 to ${MAX_SEGMENTS} (Scan's TotalSegments; the progress of every segment is kept in one lease-table item), got ${show(segments)}.`);
   }
   if (o.maxRcu !== undefined && (typeof o.maxRcu !== 'number' || !Number.isFinite(o.maxRcu) || o.maxRcu <= 0)) {
     throw new ConfigError('maxRcu', `must be a number of read capacity units per second > 0, got ${show(o.maxRcu)}. Leave it out for no limit.`);

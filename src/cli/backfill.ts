@@ -13,7 +13,7 @@ import type { CliIo } from './io.js';
 import { isTty, say } from './io.js';
 import { ProgressBar } from './progress.js';
 
-const SEGMENTS: FlagSpec = { name: 'segments', type: 'string', value: '<n>', default: '4', help: 'Parallel Scan segments (Scan\'s TotalSegments), 1 to 1000000.' };
+const SEGMENTS: FlagSpec = { name: 'segments', type: 'string', value: '<n>', default: '4', help: 'Parallel Scan segments (Scan\'s TotalSegments), 1 to 1000.' };
 const MAX_RCU: FlagSpec = {
   name: 'max-rcu',
   type: 'string',
@@ -101,7 +101,7 @@ export const backfillCommand = async (argv: readonly string[], io: CliIo): Promi
   }
   const leaseTable = requiredFlag(values, io, LEASE_TABLE_FLAG, BACKFILL_SPEC);
   const target = awsTarget(values, io);
-  const segments = integerFlag(values, io, SEGMENTS, 1, 1_000_000);
+  const segments = integerFlag(values, io, SEGMENTS, 1, 1000);
   const maxRcu = maxRcuOf(values, io);
   const pageSize = integerFlag(values, io, PAGE_SIZE, 1);
   const resumeId = stringFlag(values, io, RESUME);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { backfillEventId, backfillRecord } from '../../src/backfill/records.js';
 import type { BackfillRecordContext } from '../../src/backfill/records.js';
+import { backfill } from '../../src/backfill/backfill.js';
 import { ReadBudget } from '../../src/backfill/read-budget.js';
 import { backfillVersion, decodeRecord, defineApp, Engine, entity, isBackfillEvent, route } from '../../src/index.js';
 import type { ChangeEvent } from '../../src/index.js';
@@ -157,5 +158,21 @@ describe('ReadBudget', () => {
     // Assess
     expect(clock.now()).toBeGreaterThanOrEqual(18_000);
     expect(clock.now()).toBeLessThanOrEqual(21_000);
+  });
+});
+
+describe('backfill options', () => {
+  const app = defineApp({ table: 'TaskApp', routes: [route('*').to(new MemorySink())] });
+  it.each([
+    [{ maxRcu: 0 }, /`maxRcu` must be a number of read capacity units per second > 0, got `0`/],
+    [{ maxRcu: -1 }, /`maxRcu` must be a number/],
+    [{ maxRcu: Number.NaN }, /`maxRcu` must be a number/],
+    [{ segments: 0 }, /`segments` must be an integer from 1 to 1000/],
+    [{ segments: 1001 }, /`segments` must be an integer from 1 to 1000/],
+    [{ pageSize: 0 }, /`pageSize` must be an integer >= 1/],
+    [{ leaseTable: '' }, /`leaseTable` must be the lease table/],
+  ])('refuses %o before any request', async (bad, message) => {
+    // An endpoint nothing listens on: a request would fail differently.
+    await expect(backfill({ app, leaseTable: 'leases', endpoint: 'http://127.0.0.1:9', region: 'us-east-1', ...bad })).rejects.toThrow(message);
   });
 });
