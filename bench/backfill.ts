@@ -7,11 +7,15 @@
  *   items of each page: the ceiling the backfill is measured against.
  * - Backfill: `backfill()` with the same segments into a sink that applies every event to an
  *   in-memory projection (a new backfill each run).
- * - Both warm up once on a small table (JIT, connections), then run BENCH_RUNS times (default 3)
- *   in turn, in this process, against the same DynamoDB Local; medians. `vsBareScan` = the
- *   backfill's median items/s / the bare Scan's. Goal >= 0.8.
+ * - Both warm up (the backfill on a small table of its own, the bare Scan three times on the
+ *   measured table: DynamoDB Local's JIT keeps warming), then run BENCH_RUNS times (default 5)
+ *   in turn, which one first alternating, in this process, against the same DynamoDB Local. `vsBareScan` is the median over the
+ *   runs of (backfill items/s / the bare Scan's items/s just before it): the machine's load drifts
+ *   between runs, so each backfill is compared with its neighbour. `itemsPerSec` is the median of
+ *   the backfill runs. Goal >= 0.8.
  * - During both measured runs a writer updates, deletes and adds items at BENCH_WRITE_RATE writes/s
- *   (default 100), so the backfill runs against a table that changes under it.
+ *   (default 100), so the backfill runs against a table that changes under it. Each run's line
+ *   gives this process's CPU time (`nodeCpuMs`): DynamoDB Local runs on the same cores.
  * - Then a worker on the backfill's lease table reads the stream (from the leases the backfill put
  *   at TRIM_HORIZON) until it has delivered every change written, and the projection, built by the
  *   rule of docs/backfill.md (versions: a change's creation time, a backfilled item's
@@ -31,12 +35,15 @@ import { BackfillProjection, scanTable } from '../test/support/backfill-projecti
 const ITEMS = Number(process.env['BENCH_ITEMS'] ?? 20_000);
 const SEGMENTS = Number(process.env['BENCH_SEGMENTS'] ?? 4);
 const WRITE_RATE = Number(process.env['BENCH_WRITE_RATE'] ?? 100);
-const RUNS = Number(process.env['BENCH_RUNS'] ?? 3);
+const RUNS = Number(process.env['BENCH_RUNS'] ?? 5);
 
 const median = (values: readonly number[]): number => {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)] as number;
 };
+
+/** This process's CPU time (user + system) in a `process.cpuUsage()` delta, ms. */
+const cpuMs = (usage: NodeJS.CpuUsage): number => Math.round((usage.user + usage.system) / 1000);
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const body = 'x'.repeat(240);
@@ -150,23 +157,39 @@ const main = async () => {
     const bareRates: number[] = [];
     const rates: number[] = [];
     let items = 0;
-    for (let run = 1; run <= RUNS; run++) {
-      let before = writer.writes;
+    // DynamoDB Local's JIT keeps warming for a while: a few Scans of the measured table first.
+    for (let i = 0; i < 3; i++) await bareScan(client, table);
+    const measureBare = async (run: number) => {
+      const before = writer.writes;
+      const cpu = process.cpuUsage();
       writer.start(client, table);
       const bare = await bareScan(client, table);
       await writer.stop();
       bareRates.push((bare.items / bare.ms) * 1000);
-      console.log(JSON.stringify({ part: 'bare-scan', run, segments: SEGMENTS, items: bare.items, ms: bare.ms, itemsPerSec: Math.round(bareRates.at(-1) as number), writesDuring: writer.writes - before }));
-      before = writer.writes;
+      console.log(JSON.stringify({ part: 'bare-scan', run, segments: SEGMENTS, items: bare.items, ms: bare.ms, itemsPerSec: Math.round(bareRates.at(-1) as number), nodeCpuMs: cpuMs(process.cpuUsage(cpu)), writesDuring: writer.writes - before }));
+    };
+    const measureBackfill = async (run: number) => {
+      const before = writer.writes;
+      const cpu = process.cpuUsage();
       writer.start(client, table);
       const result = await backfill({ app, leaseTable, streamArn, segments: SEGMENTS, endpoint, region: 'us-east-1', credentials, logger, resume: false });
       await writer.stop();
       rates.push((result.items / result.durationMs) * 1000);
       items = result.items;
-      console.log(JSON.stringify({ part: 'backfill', run, id: result.id, segments: SEGMENTS, items: result.items, ms: result.durationMs, itemsPerSec: Math.round(rates.at(-1) as number), consumedReadUnits: result.consumedReadUnits, writesDuring: writer.writes - before }));
+      console.log(JSON.stringify({ part: 'backfill', run, id: result.id, segments: SEGMENTS, items: result.items, ms: result.durationMs, itemsPerSec: Math.round(rates.at(-1) as number), consumedReadUnits: result.consumedReadUnits, nodeCpuMs: cpuMs(process.cpuUsage(cpu)), writesDuring: writer.writes - before }));
+    };
+    // Alternate which goes first, so a drift of the machine's speed favours neither.
+    for (let run = 1; run <= RUNS; run++) {
+      if (run % 2 === 1) {
+        await measureBare(run);
+        await measureBackfill(run);
+      } else {
+        await measureBackfill(run);
+        await measureBare(run);
+      }
     }
     const rate = median(rates);
-    const bareRate = median(bareRates);
+    const vsBareScan = median(rates.map((r, i) => r / (bareRates[i] as number)));
 
     // Every write (the fill, and the writer's during both runs) is one stream record: wait for all of them.
     const expected = ITEMS + writer.writes;
@@ -181,7 +204,7 @@ const main = async () => {
     }
     const diff = sink.projection.diff(await scanTable(client, table));
     console.log(JSON.stringify({ part: 'stream', changes: sink.projection.changes, expected, ms: Date.now() - caughtUpStart, replicaDiffs: diff.guarded, lastWriteWinsDiffs: diff.lastWriteWins, examples: diff.examples }));
-    console.log(JSON.stringify({ bench: 'backfill', items, itemsPerSec: Math.round(rate), vsBareScan: Math.round((rate / bareRate) * 100) / 100, replicaDiffs: diff.guarded }));
+    console.log(JSON.stringify({ bench: 'backfill', items, itemsPerSec: Math.round(rate), vsBareScan: Math.round(vsBareScan * 100) / 100, replicaDiffs: diff.guarded }));
   } finally {
     await local.stop();
   }
