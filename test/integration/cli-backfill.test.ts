@@ -6,6 +6,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { BatchWriteItemCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { backfillRecord } from '../../src/backfill/records.js';
 import { createLeaseTable, createSourceTable } from '../../src/local/tables.js';
 import { deleteTable, localClient, uniqueTableName } from '../support/dynamo.js';
 
@@ -110,6 +111,26 @@ describe('dynamo-cdc backfill', () => {
     expect(result.stderr).toMatch(/backfill .* 120\/120 \(\d+ items\/s, [\d.]+ RCU\/s, segments 3\/3/);
     expect(result.stderr).not.toContain('\r');
     expect(new Set(await keysIn(out)).size).toBe(120);
+  });
+
+  it('a dead-lettered backfill item is redriven by `dlq redrive` as a backfill event with its eventID', async () => {
+    // Prepare: a letter as the engine writes it for a backfill item a sink failed.
+    const out = join(dir, 'redriven.ndjson');
+    const config = join(dir, 'redrive.config.ts');
+    await writeFile(config, `import { defineApp, fileSink, route } from ${JSON.stringify(SRC_INDEX)};\nexport default defineApp({ table: 'TaskApp', routes: [route('*').to(fileSink({ name: 'all', path: ${JSON.stringify(out)} }))] });\n`);
+    const record = backfillRecord(
+      { PK: { S: 'USER#1' }, SK: { S: 'TASK#1' }, Status: { S: 'OPEN' } },
+      { streamArn: 'arn:aws:dynamodb:us-east-1:123456789012:table/TaskApp/stream/2026-01-01T00:00:00.000', region: 'us-east-1', keyNames: ['PK', 'SK'], info: { id: 'b9', segment: 0, totalSegments: 1, startedAt: Date.UTC(2026, 0, 1), scannedAt: Date.UTC(2026, 0, 1) } },
+    );
+    const letters = join(dir, 'letters.ndjson');
+    const letter = { record, sink: 'all', error: { name: 'Error', message: 'down', class: 'TRANSIENT' }, attempts: 6, firstAttemptAt: 1, lastAttemptAt: 2, position: { streamArn: record.eventSourceARN, sequenceNumber: '', eventID: record.eventID } };
+    await writeFile(letters, `${JSON.stringify(letter)}\n`);
+    // Act
+    const result = await cli(['dlq', 'redrive', '--file', letters, '--config', config]);
+    // Assess
+    expect(result.code, result.stderr).toBe(0);
+    const [event] = lines(await readFile(out, 'utf8')).map((l) => JSON.parse(l) as { kind: string; eventID: string; meta: { backfill: { id: string } } });
+    expect(event).toMatchObject({ kind: 'backfill', eventID: record.eventID, meta: { backfill: { id: 'b9' } } });
   });
 
   it('killed with SIGKILL mid-way, run again it resumes: every item delivered at least once, none skipped', async () => {
