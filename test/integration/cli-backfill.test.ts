@@ -111,6 +111,12 @@ describe('dynamo-cdc backfill', () => {
     expect(result.stderr).toMatch(/backfill .* 120\/120 \(\d+ items\/s, [\d.]+ RCU\/s, segments 3\/3/);
     expect(result.stderr).not.toContain('\r');
     expect(new Set(await keysIn(out)).size).toBe(120);
+    // `status` shows the lease the backfill created, and not the backfill's own item.
+    const status = await cli(['status', '--config', config, '--lease-table', leaseTable, '--json']);
+    expect(status.code, status.stderr).toBe(0);
+    const report = JSON.parse(status.stdout) as { streams: { shards: { shardId: string; checkpoint: string | null }[] }[] };
+    expect(report.streams).toHaveLength(1);
+    expect(report.streams[0]?.shards.map((s) => s.checkpoint)).toEqual(['TRIM_HORIZON']);
   });
 
   it('a dead-lettered backfill item is redriven by `dlq redrive` as a backfill event with its eventID', async () => {
