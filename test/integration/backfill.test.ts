@@ -120,6 +120,44 @@ describe('backfill (DynamoDB Local)', () => {
     expect(projection.backfilled).toBeGreaterThanOrEqual(144);
   });
 
+  it('with a worker running during the backfill, a consumer following the version rule ends with the table, in whatever order the two arrive', async () => {
+    // Prepare: the worker first (it creates the lease itself), then the backfill, with writes while both run.
+    const { table, leaseTable, streamArn } = await source(150);
+    const sink = new CollectingSink();
+    const app = defineApp({ table, routes: [route('*').to(sink)] });
+    const worker = await runWorker({ ...common(), app, leaseTable, streamArn, handleSignals: false, metricsPort: false, pollIntervalMs: 50 });
+    let writes = 0;
+    let result;
+    try {
+      let wrote = false;
+      sink.onSend = async (events) => {
+        if (wrote || !events.some((e) => e.kind === 'backfill')) return;
+        wrote = true;
+        for (let i = 0; i < 150; i += 7) {
+          await client.send(new UpdateItemCommand({ TableName: table, Key: { PK: { S: `USER#${i}` }, SK: { S: 'TASK#1' } }, UpdateExpression: 'SET Version = Version + :one', ExpressionAttributeValues: { ':one': { N: '1' } } }));
+          writes++;
+        }
+        for (let i = 3; i < 150; i += 30) {
+          await client.send(new DeleteItemCommand({ TableName: table, Key: { PK: { S: `USER#${i}` }, SK: { S: 'TASK#1' } } }));
+          writes++;
+        }
+      };
+      // Act
+      result = await backfill({ ...common(), app, leaseTable, segments: 3, pageSize: 10 });
+      const deadline = Date.now() + 20_000;
+      while (sink.events.filter((e) => e.kind !== 'backfill').length < 150 + writes && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    } finally {
+      await worker.stop();
+    }
+    // Assess
+    expect(result.leasesCreated).toBe(0); // the worker's lease kept its position
+    expect(writes).toBe(27);
+    const projection = new BackfillProjection();
+    for (const e of sink.events) projection.apply(e);
+    expect(projection.changes).toBeGreaterThanOrEqual(150 + writes);
+    expect(projection.diff(await scanTable(client, table)).guarded).toBe(0);
+  });
+
   it('resumes a stopped backfill from its checkpoints: every item delivered at least once, none skipped, pages not redone', async () => {
     // Prepare: stop after about half the items.
     const { table, leaseTable } = await source(400);
