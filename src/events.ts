@@ -19,8 +19,11 @@ export interface AttributeValue {
 /** An item as stored: attribute names to unmarshalled values. */
 export type Item = Record<string, unknown>;
 
-/** The kind of change, from the record's `eventName`. */
-export type ChangeKind = 'insert' | 'modify' | 'remove';
+/**
+ * The kind of change, from the record's `eventName`; `'backfill'` for an item read by a backfill's
+ * Scan (its current state, not a change: see docs/backfill.md).
+ */
+export type ChangeKind = 'insert' | 'modify' | 'remove' | 'backfill';
 
 /** Where a record sits in its stream; enough to find it again or to report a gap. */
 export interface StreamPosition {
@@ -40,6 +43,44 @@ export interface EventMeta extends StreamPosition {
   readonly approximateCreationTime: number;
   /** Size of the stream record as DynamoDB reports it. */
   readonly sizeBytes: number;
+  /** Set on backfill events only; lets code tell them apart without looking at `kind`. */
+  readonly backfill?: undefined;
+}
+
+/** Which backfill read an item, and when. */
+export interface BackfillInfo {
+  /** The backfill's id (its record in the lease table; `--resume <id>`). */
+  readonly id: string;
+  /** The Scan segment that read the item, from 0. */
+  readonly segment: number;
+  readonly totalSegments: number;
+  /** When the Scan started, epoch ms; every stream change made from then on is delivered by the stream too. */
+  readonly startedAt: number;
+  /** When the page holding the item was read, epoch ms. */
+  readonly scannedAt: number;
+}
+
+/**
+ * Facts about a backfill event. It has no stream position: `sequenceNumber` is `''` (as for a
+ * record whose position cannot be read, so it is never taken for one) and `shardId` is
+ * `undefined`; `kind === 'backfill'` or `meta.backfill` tells it apart. And `approximateCreationTime` is the Scan's start, so "the state is at least as new
+ * as this time" holds as it does for a change.
+ */
+export interface BackfillMeta {
+  /** The table scanned. */
+  readonly table: string;
+  readonly region: string | undefined;
+  /** The stream the backfill hands off to. */
+  readonly streamArn: string;
+  readonly shardId: undefined;
+  /** Always `''`: a backfilled item has no stream position. */
+  readonly sequenceNumber: '';
+  readonly eventID: string;
+  /** The backfill's start ({@link BackfillInfo.startedAt}), epoch ms. */
+  readonly approximateCreationTime: number;
+  /** Size of the item as read (an estimate: the JSON of its attribute values). */
+  readonly sizeBytes: number;
+  readonly backfill: BackfillInfo;
 }
 
 interface ChangeEventBase {
@@ -80,8 +121,40 @@ export interface RemoveEvent<T = Item> extends ChangeEventBase {
   readonly oldImage: T | undefined;
 }
 
-/** A typed change to one item, discriminated on `kind`. */
-export type ChangeEvent<T = Item> = InsertEvent<T> | ModifyEvent<T> | RemoveEvent<T>;
+/**
+ * An item's current state read by a backfill's Scan rather than a change from the stream: no
+ * `oldImage`, `changed` lists every attribute, `meta` carries the backfill instead of a stream
+ * position. `eventID` is `bf-<backfill id>-<digest of the key>`: the same item in the same backfill
+ * (a resumed one included) always has the same id.
+ */
+export interface BackfillEvent<T = Item> extends Omit<ChangeEventBase, 'meta'> {
+  readonly kind: 'backfill';
+  readonly newImage: T;
+  readonly oldImage?: undefined;
+  readonly meta: BackfillMeta;
+}
+
+/** A typed change to one item (or a backfilled item), discriminated on `kind`. */
+export type ChangeEvent<T = Item> = InsertEvent<T> | ModifyEvent<T> | RemoveEvent<T> | BackfillEvent<T>;
+
+/** How far before a backfill's start {@link backfillVersion} reaches back: the clock skew between the backfill's host and DynamoDB it tolerates. */
+export const BACKFILL_VERSION_MARGIN_MS = 60_000;
+
+/**
+ * The version a consumer that keeps state gives a backfilled item, on the scale of stream changes'
+ * `meta.approximateCreationTime`: a write lands only if its version is at least the stored one.
+ * It is 1 ms below the whole minute at or before `startedAt - 60 s`, so every stream change made at or
+ * after the Scan's start carries a higher version, whatever the resolution of the creation time
+ * (DynamoDB gives seconds, DynamoDB Local whole minutes) and with the backfill host's clock up to
+ * a minute ahead. The price: a change made in the minute or two before the Scan also wins over
+ * the (newer) backfilled state, which the stream then corrects with the changes after it.
+ * OpenSearch's default version uses it; see docs/backfill.md for the rule every consumer follows.
+ */
+export const backfillVersion = (startedAt: number): number =>
+  Math.max(0, Math.floor((startedAt - BACKFILL_VERSION_MARGIN_MS) / 60_000) * 60_000 - 1);
+
+/** True for an event a backfill made (an item's state read by a Scan), false for a stream change. */
+export const isBackfillEvent = <T>(event: ChangeEvent<T>): event is BackfillEvent<T> => event.kind === 'backfill';
 
 /**
  * How DynamoDB numbers become JavaScript values. DynamoDB numbers carry up to 38 digits; a JS
@@ -133,9 +206,11 @@ export interface RawStreamRecord {
   awsRegion?: string;
   dynamodb?: RawStreamData;
   userIdentity?: { type?: string; principalId?: string; Type?: string; PrincipalId?: string };
+  /** Only on records a backfill makes (`eventName: 'BACKFILL'`). */
+  backfill?: BackfillInfo;
 }
 
-const KINDS: Readonly<Record<string, ChangeKind>> = { INSERT: 'insert', MODIFY: 'modify', REMOVE: 'remove' };
+const KINDS: Readonly<Record<string, ChangeKind>> = { INSERT: 'insert', MODIFY: 'modify', REMOVE: 'remove', BACKFILL: 'backfill' };
 
 const DECIMAL = /^([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/;
 
@@ -478,6 +553,43 @@ export const compareSequenceNumbers = (a: string, b: string): number => {
   return x < y ? -1 : x > y ? 1 : 0;
 };
 
+const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+
+/** A backfill record (see `backfillRecord` in src/backfill/records.ts) to its event. */
+const decodeBackfill = <T>(r: RawStreamRecord, d: RawStreamData, options: DecodeOptions): ChangeEvent<T> => {
+  const info = r.backfill;
+  if (!info || typeof info.id !== 'string' || !isCount(info.segment) || !isCount(info.totalSegments) || !isCount(info.startedAt) || !isCount(info.scannedAt)) {
+    throw new MalformedRecordError(`Backfill record ${String(r.eventID)} has no valid backfill section (id, segment, totalSegments, startedAt, scannedAt)`);
+  }
+  if (!isImage(d.Keys) || Object.keys(d.Keys).length === 0) throw new MalformedRecordError(`Backfill record ${String(r.eventID)} has no dynamodb.Keys`);
+  if (!isImage(d.NewImage)) throw new MalformedRecordError(`Backfill record ${String(r.eventID)} has no dynamodb.NewImage`);
+  const streamArn = typeof r.eventSourceARN === 'string' ? r.eventSourceARN : (options.streamArn ?? '');
+  const mode = options.numbers ?? 'number';
+  const parsedArn = streamArn === '' ? undefined : parseStreamArnCached(streamArn);
+  const newImage = toItem(d.NewImage, mode, 'NewImage');
+  const event: BackfillEvent = {
+    kind: 'backfill',
+    eventID: r.eventID as string,
+    entity: options.entityOf?.(d.Keys),
+    key: keyOf(d.Keys, newImage, mode),
+    newImage,
+    changed: Object.keys(d.NewImage).sort(),
+    expired: false,
+    meta: {
+      table: parsedArn?.table ?? '',
+      region: r.awsRegion ?? parsedArn?.region,
+      streamArn,
+      shardId: undefined,
+      sequenceNumber: '',
+      eventID: r.eventID as string,
+      approximateCreationTime: info.startedAt,
+      sizeBytes: typeof d.SizeBytes === 'number' ? d.SizeBytes : 0,
+      backfill: { id: info.id, segment: info.segment, totalSegments: info.totalSegments, startedAt: info.startedAt, scannedAt: info.scannedAt },
+    },
+  };
+  return event as unknown as ChangeEvent<T>;
+};
+
 /**
  * Turns one raw DynamoDB stream record, in the Lambda or the GetRecords shape, into a typed
  * {@link ChangeEvent}. Throws {@link MalformedRecordError} naming what is wrong.
@@ -494,6 +606,7 @@ export const decodeRecord = <T = Item>(raw: unknown, options: DecodeOptions = {}
   if (typeof r.eventID !== 'string' || r.eventID === '') throw new MalformedRecordError('Stream record has no eventID');
   const d = r.dynamodb;
   if (d === null || typeof d !== 'object') throw new MalformedRecordError(`Stream record ${r.eventID} has no dynamodb section`);
+  if (kind === 'backfill') return decodeBackfill<T>(r, d, options);
   if (typeof d.SequenceNumber !== 'string' || d.SequenceNumber === '') throw new MalformedRecordError(`Stream record ${r.eventID} has no dynamodb.SequenceNumber`);
   if (!isImage(d.Keys) || Object.keys(d.Keys).length === 0) throw new MalformedRecordError(`Stream record ${r.eventID} has no dynamodb.Keys`);
   const streamArn = typeof r.eventSourceARN === 'string' ? r.eventSourceARN : options.streamArn;

@@ -5,9 +5,12 @@ export { entity } from './entities.js';
 export type { Entity, EntityOptions, KeyPattern } from './entities.js';
 export { expired, route } from './routes.js';
 export type { Route, RouteBuilder } from './routes.js';
-export { decodeRecord, changedAttributes, isExactNumber, parseStreamArn } from './events.js';
+export { backfillVersion, BACKFILL_VERSION_MARGIN_MS, decodeRecord, changedAttributes, isBackfillEvent, isExactNumber, parseStreamArn } from './events.js';
 export type {
   AttributeValue,
+  BackfillEvent,
+  BackfillInfo,
+  BackfillMeta,
   ChangeEvent,
   ChangeKind,
   DecodeOptions,

@@ -1,5 +1,5 @@
 /**
- * The `dynamo-cdc` command: `run`, `status`, `dlq list`, `dlq redrive`, `replay`, `demo`. `bin/dynamo-cdc.js`
+ * The `dynamo-cdc` command: `run`, `backfill`, `status`, `dlq list`, `dlq redrive`, `replay`, `demo`. `bin/dynamo-cdc.js`
  * calls {@link main} and exits with the number it returns. Every failure is one line on stderr,
  * `dynamo-cdc: <what is wrong and what to do>`; `--verbose` adds the stack.
  */
@@ -12,6 +12,7 @@ import { processIo, say } from './io.js';
 
 const COMMANDS: readonly (readonly [string, string])[] = [
   ['run', 'run a worker: read the stream, share its shards through a lease table, deliver the changes'],
+  ['backfill', "send the table's current items through the routes, then hand off to the stream with no gap"],
   ['status', "show each shard's lease owner, checkpoint, last activity and lag, and the shard lineage as a tree"],
   ['dlq list', 'list dead-lettered records (a dead-letter file or an SQS queue)'],
   ['dlq redrive', 'send dead-lettered records through their routes again'],
@@ -86,6 +87,8 @@ const dispatch = async (command: string, rest: readonly string[], io: CliIo, ver
   switch (command) {
     case 'run':
       return (await import('./run.js')).runCommand(rest, io);
+    case 'backfill':
+      return (await import('./backfill.js')).backfillCommand(rest, io);
     case 'status':
       return (await import('./status.js')).statusCommand(rest, io);
     case 'dlq':
@@ -101,7 +104,7 @@ const dispatch = async (command: string, rest: readonly string[], io: CliIo, ver
       return demo.demoCommand(rest, io);
     }
     default:
-      throw new UsageError(`unknown command \`${command}\`. Commands: run, status, dlq, replay, demo. Run \`dynamo-cdc --help\`.`);
+      throw new UsageError(`unknown command \`${command}\`. Commands: run, backfill, status, dlq, replay, demo. Run \`dynamo-cdc --help\`.`);
   }
 };
 

@@ -13,6 +13,7 @@ export class ProgressBar {
   readonly #tty: boolean;
   #total: number | undefined;
   #done = 0;
+  #detail = '';
   #lastPlainAt = -Infinity;
   #drawn = false;
 
@@ -23,9 +24,13 @@ export class ProgressBar {
     this.#tty = tty;
   }
 
-  /** Sets how many are done (and the total, when it grew: SQS counts are approximate). */
-  update(done: number, total?: number): void {
+  /**
+   * Sets how many are done (and the total, when it grew: SQS counts are approximate), and an
+   * optional detail shown after the count (a rate, an ETA).
+   */
+  update(done: number, total?: number, detail?: string): void {
     this.#done = done;
+    if (detail !== undefined) this.#detail = detail;
     if (total !== undefined) this.#total = total;
     if (this.#total !== undefined && this.#done > this.#total) this.#total = this.#done;
     if (this.#tty) {
@@ -55,8 +60,9 @@ export class ProgressBar {
 
   #line(): string {
     const total = this.#total;
-    if (total === undefined || total === 0) return `${this.#label} ${this.#done}`;
+    const detail = this.#detail ? ` (${this.#detail})` : '';
+    if (total === undefined || total === 0) return `${this.#label} ${this.#done}${detail}`;
     const filled = Math.round((Math.min(this.#done, total) / total) * WIDTH);
-    return `${this.#label} [${'#'.repeat(filled)}${'.'.repeat(WIDTH - filled)}] ${this.#done}/${total}`;
+    return `${this.#label} [${'#'.repeat(filled)}${'.'.repeat(WIDTH - filled)}] ${this.#done}/${total}${detail}`;
   }
 }

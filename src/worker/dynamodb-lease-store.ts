@@ -62,7 +62,8 @@ const NAMES = {
   streamArn: { '#streamArn': 'streamArn' },
 } as const;
 
-const leaseKeyOf = (streamArn: string, shardId: string): string => `${streamArn}|${shardId}`;
+/** The lease table key of a shard's lease. */
+export const leaseKeyOf = (streamArn: string, shardId: string): string => `${streamArn}|${shardId}`;
 
 const keyOf = (lease: Pick<Lease, 'streamArn' | 'shardId'>): Record<string, AttributeValue> => ({ [KEY]: { S: leaseKeyOf(lease.streamArn, lease.shardId) } });
 

@@ -72,9 +72,16 @@ export interface Accounting {
   readonly deadLettered: number;
   /** Records not delivered or dead-lettered exactly once. */
   readonly unaccounted: string[];
-  /** Records in the outputs that the stream does not hold. */
+  /** Records in the outputs that the stream does not hold (backfill events aside). */
   readonly strangers: string[];
+  /** Backfill events delivered to both outputs. */
+  readonly backfilled: number;
+  /** Backfill events in one output and not the other. */
+  readonly backfillMissing: string[];
 }
+
+/** Backfill events carry `bf-<backfill id>-<key digest>` as their eventID, never a stream record's. */
+const isBackfillId = (id: string): boolean => id.startsWith('bf-');
 
 export const accountFor = (outputs: Outputs): Accounting => {
   const inFile = idsOf(outputs.allChanges);
@@ -90,8 +97,10 @@ export const accountFor = (outputs: Outputs): Accounting => {
     else if (dead && !inFile.has(id) && !inLake.has(id)) deadLettered++;
     else unaccounted.push(id);
   }
-  const strangers = [...new Set([...inFile, ...inLake, ...lettered])].filter((id) => !outputs.stream.has(id));
-  return { inFile, inLake, delivered, deadLettered, unaccounted, strangers };
+  const strangers = [...new Set([...inFile, ...inLake, ...lettered])].filter((id) => !outputs.stream.has(id) && !isBackfillId(id));
+  const backfill = [...new Set([...inFile, ...inLake])].filter(isBackfillId);
+  const backfillMissing = backfill.filter((id) => !inFile.has(id) || !inLake.has(id));
+  return { inFile, inLake, delivered, deadLettered, unaccounted, strangers, backfilled: backfill.length - backfillMissing.length, backfillMissing };
 };
 
 export const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
@@ -115,7 +124,8 @@ export const summaryLines = (outputs: Outputs, accounting: Accounting, facts: Ru
   const { paths } = facts;
   out.push('', 'summary');
   row('changes written', facts.changes, `${outputs.stream.size} records in the stream`);
-  row('delivered', accounting.delivered, 'to the all-changes file and the S3 export');
+  row('backfilled', accounting.backfilled, 'items that were in the table before, to the all-changes file and the S3 export');
+  row('delivered', accounting.delivered, 'changes, to the all-changes file and the S3 export');
   row('  all-changes file', accounting.inFile.size, `${outputs.allChanges.length} lines -> ${paths.changes}`);
   row('  S3 export', accounting.inLake.size, `${outputs.exported.lines.length} lines in ${outputs.exported.objects} objects -> s3://${BUCKET}/${PREFIX} (copied to ${paths.s3})`);
   row('  task-status events', outputs.statusEvents.length, `-> ${paths.taskStatus}`);

@@ -6,6 +6,8 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
+import { backfill } from '../../backfill/backfill.js';
+import type { App } from '../../app.js';
 import { createLogger } from '../../index.js';
 import type { EngineObserver } from '../../index.js';
 import { localClientConfig, startDynamoDbLocal } from '../../local/dynamodb-local.js';
@@ -24,7 +26,7 @@ import type { Paths } from './app.js';
 import type { Outputs } from './report.js';
 import { accountFor, downloadExport, idsOf, readLines, seconds, summaryLines } from './report.js';
 import type { Tally } from './workload.js';
-import { runWorkload } from './workload.js';
+import { runWorkload, seedExisting } from './workload.js';
 
 const PROGRESS_EVERY_MS = 500;
 const CATCH_UP_TIMEOUT_MS = 60_000;
@@ -34,7 +36,7 @@ export const DEMO_SPEC: CommandSpec = {
   summary: 'the whole thing on this machine with DynamoDB Local: no AWS account needed',
   usage: ['demo [--users N] [--tasks-per-user N] [--batch-size N] [--out DIR]', '(or: npm run demo -- [flags])'],
   description: [
-    'Runs dynamo-cdc end to end on this machine: DynamoDB Local (needs Java) and s3rver, the TaskApp table with a stream, a workload of users and tasks, and a worker delivering every change to an S3 export, NDJSON files and the console. Ends with a summary on stderr and one JSON line on stdout.',
+    'Runs dynamo-cdc end to end on this machine: DynamoDB Local (needs Java) and s3rver, the TaskApp table with a stream and some items already in it, a backfill that sends those items through the routes, then a workload of users and tasks and a worker delivering every change to an S3 export, NDJSON files and the console. Ends with a summary on stderr and one JSON line on stdout.',
   ],
   flags: [
     { name: 'users', type: 'string', value: '<n>', default: '4', help: 'Users to create (1 to 10000).' },
@@ -98,15 +100,16 @@ const startServices = async (running: Running, say: Say, started: number): Promi
   return { local: dynamo.value, s3: lake.value };
 };
 
-const startWorker = async (running: Running, services: { local: DynamoDbLocal; s3: LocalS3 }, streamArn: string, options: Options, paths: Paths, io: CliIo, seen: Seen): Promise<Worker> => {
-  const observer: EngineObserver = {
-    delivered: (sink, count) => void seen.acked.set(sink, (seen.acked.get(sink) ?? 0) + count),
-    retried: () => void seen.retries++,
-  };
-  const streamsClient = new DynamoDBStreamsClient(localClientConfig(services.local.endpoint));
-  running.streamsClient = streamsClient;
+const observerOf = (seen: Seen): EngineObserver => ({
+  delivered: (sink, count) => void seen.acked.set(sink, (seen.acked.get(sink) ?? 0) + count),
+  retried: () => void seen.retries++,
+});
+
+const startWorker = async (running: Running, services: { local: DynamoDbLocal; s3: LocalS3 }, app: App, streamArn: string, options: Options, io: CliIo, seen: Seen): Promise<Worker> => {
+  const observer = observerOf(seen);
+  const streamsClient = (running.streamsClient ??= new DynamoDBStreamsClient(localClientConfig(services.local.endpoint)));
   const worker = new Worker({
-    app: buildApp(paths, services.s3.client, io.stderr, () => void seen.throttles++),
+    app,
     streamArn,
     streams: dynamoDbStreamsApi({ client: streamsClient }),
     leases: dynamoDbLeaseStore({ tableName: LEASE_TABLE, client: services.local.client }),
@@ -212,6 +215,7 @@ interface Verdict {
   readonly code: number;
   readonly delivered: number;
   readonly deadLettered: number;
+  readonly backfilled: number;
 }
 
 /** The demo from the services' start to the summary; everything it starts is recorded in `running`. */
@@ -226,7 +230,28 @@ const runDemo = async (options: Options, paths: Paths, io: CliIo, running: Runni
   say(`  table ${TABLE} with a stream of new and old images; lease table ${LEASE_TABLE}`);
 
   const seen: Seen = { acked: new Map(), retries: 0, throttles: 0 };
-  const worker = await startWorker(running, services, streamArn, options, paths, io, seen);
+  const app = buildApp(paths, services.s3.client, io.stderr, () => void seen.throttles++);
+
+  // Data from before: the table is not empty when dynamo-cdc arrives. The backfill sends it, and
+  // puts the stream's lease at TRIM_HORIZON first, so the worker below misses no change.
+  const seeded = await seedExisting(services.local.client, options.users, tally);
+  say(`  ${seeded} items already in the table, written before dynamo-cdc was set up`);
+  say('backfilling: a segmented Scan sends each item through the routes as a `backfill` event ...');
+  running.streamsClient ??= new DynamoDBStreamsClient(localClientConfig(services.local.endpoint));
+  const filled = await backfill({
+    app,
+    leaseTable: LEASE_TABLE,
+    client: services.local.client,
+    streams: dynamoDbStreamsApi({ client: running.streamsClient }),
+    segments: 2,
+    observer: observerOf(seen),
+    logger: createLogger({ level: process.env['LOG_LEVEL'] ?? 'error', destination: io.stderr }),
+    signal,
+  });
+  if (filled.status !== 'done') throw signal.reason ?? new Error('the backfill stopped before the end');
+  say(`  backfill ${filled.id}: ${filled.counts.delivered} items delivered, ${filled.counts['dead-lettered']} dead-lettered, in ${seconds(filled.durationMs)}; lease created at TRIM_HORIZON: ${filled.leasesCreated}`);
+
+  const worker = await startWorker(running, services, app, streamArn, options, io, seen);
   say(`worker ${worker.workerId.split(':').at(-1) ?? ''} started; it reads shard ${worker.ownedShards.join(', ') || '(none yet)'}`);
   const progress = new Progress(worker, tally, seen, say);
   running.progress = setInterval(() => progress.tick(), PROGRESS_EVERY_MS);
@@ -267,9 +292,11 @@ const runDemo = async (options: Options, paths: Paths, io: CliIo, running: Runni
     paths,
   };
   for (const line of summaryLines(outputs, accounting, facts)) say(line);
-  const ok = caughtUp && outputs.stream.size === tally.changes && accounting.unaccounted.length === 0 && accounting.strangers.length === 0;
-  const counts = { delivered: accounting.delivered, deadLettered: accounting.deadLettered };
-  return ok ? { ok, code: 0, ...counts } : { ok, code: 1, reason: caughtUp ? 'not every change was accounted for exactly once' : 'timed out waiting for the worker', ...counts };
+  const backfillOk = accounting.backfilled === seeded && accounting.backfillMissing.length === 0;
+  const ok = caughtUp && backfillOk && outputs.stream.size === tally.changes && accounting.unaccounted.length === 0 && accounting.strangers.length === 0;
+  const counts = { delivered: accounting.delivered, deadLettered: accounting.deadLettered, backfilled: accounting.backfilled };
+  const reason = !caughtUp ? 'timed out waiting for the worker' : !backfillOk ? `the backfill delivered ${accounting.backfilled} of ${seeded} items to both outputs` : 'not every change was accounted for exactly once';
+  return ok ? { ok, code: 0, ...counts } : { ok, code: 1, reason, ...counts };
 };
 
 /**
@@ -277,7 +304,7 @@ const runDemo = async (options: Options, paths: Paths, io: CliIo, running: Runni
  * delivered (to the all-changes file and the S3 export) or dead-lettered, 1 otherwise, 130 when
  * interrupted; a bad flag is a {@link UsageError} for `main` to report (exit 2). Progress and the
  * summary go to `io.stderr`; `io.stdout` gets one JSON line,
- * `{"demo":"ok"|"failed","changes":N,"delivered":N,"deadLettered":N}`.
+ * `{"demo":"ok"|"failed","changes":N,"delivered":N,"deadLettered":N,"backfilled":N}`.
  *
  * @example
  * process.exitCode = await main(['demo', '--users', '2']);
@@ -311,14 +338,14 @@ export async function demoCommand(argv: readonly string[], io: CliIo): Promise<n
     const interrupted = interrupt.signal.aborted;
     const reason = interrupted ? 'interrupted' : error instanceof Error ? error.message : String(error);
     say(interrupted ? 'interrupted; shutting down' : `demo failed: ${reason}`);
-    verdict = { ok: false, reason, code: interrupted ? 130 : 1, delivered: 0, deadLettered: 0 };
+    verdict = { ok: false, reason, code: interrupted ? 130 : 1, delivered: 0, deadLettered: 0, backfilled: 0 };
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await shutdown(running, say);
   }
   // Written once everything is shut down, so that it is the last line of the run.
-  const result = { changes: tally.changes, delivered: verdict.delivered, deadLettered: verdict.deadLettered };
+  const result = { changes: tally.changes, delivered: verdict.delivered, deadLettered: verdict.deadLettered, backfilled: verdict.backfilled };
   io.stdout.write(`${JSON.stringify({ demo: verdict.ok ? 'ok' : 'failed', ...result, ...(verdict.reason ? { reason: verdict.reason } : {}) })}\n`);
   return verdict.code;
 }

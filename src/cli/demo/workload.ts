@@ -28,6 +28,26 @@ export interface Tally {
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 
 /**
+ * The data that is in the table before dynamo-cdc is set up: per user asked for, one earlier user
+ * (`USER#L<n>`) with one finished task. These writes are in the stream too (it was on already),
+ * but a new destination has never seen them: the backfill sends them. Returns the items written.
+ */
+export const seedExisting = async (client: DynamoDBClient, users: number, tally: Tally): Promise<number> => {
+  let items = 0;
+  for (let u = 0; u < users; u++) {
+    const profile = { PK: `USER#L${u}`, SK: 'PROFILE', UserId: `L${u}`, Name: `Earlier user ${u}` };
+    const task = { PK: `USER#L${u}`, SK: 'TASK#0', TaskId: `L${u}-0`, Title: 'Written before dynamo-cdc', Status: 'DONE', Version: 3 };
+    for (const item of [profile, task]) {
+      await client.send(new PutItemCommand({ TableName: TABLE, Item: marshall(item) }));
+      tally.changes++;
+      tally.writtenAt.push(Date.now());
+      items++;
+    }
+  }
+  return items;
+};
+
+/**
  * Users and their tasks; status changes under optimistic locking on `Version` where some stale
  * writers lose; deletes; one item that breaks the Task schema; and the deletes of expired tasks.
  */

@@ -2,7 +2,7 @@ import { Client } from '@opensearch-project/opensearch';
 import type { ApiResponse } from '@opensearch-project/opensearch';
 import { AwsSigv4Signer } from '@opensearch-project/opensearch/aws';
 import { ConfigError, describeError, DynamoCdcError, EntryFailedError } from '../../errors.js';
-import type { ChangeEvent, InsertEvent, Item, ModifyEvent } from '../../events.js';
+import type { BackfillEvent, ChangeEvent, InsertEvent, Item, ModifyEvent } from '../../events.js';
 import type { SinkFailure } from '../../ports.js';
 import { toJson } from '../../serialize.js';
 import { keyDocumentId, MAX_DOCUMENT_ID_BYTES } from './document-id.js';
@@ -184,14 +184,14 @@ export const openSearch = <T = Item>(options: OpenSearchSinkOptions<T>): OpenSea
     return value;
   };
 
-  const documentOf = (event: InsertEvent<T> | ModifyEvent<T>): string => {
+  const documentOf = (event: InsertEvent<T> | ModifyEvent<T> | BackfillEvent<T>): string => {
     const value = documentOption ? documentOption(event) : event.newImage;
     if (!isObject(value)) throw new ConfigError('openSearch.document', `returned ${show(value)} for event ${event.eventID}; a document must be a JSON object.`);
     return toJson(value);
   };
 
   const build = (event: ChangeEvent<T>): Prepared => {
-    if (!isObject(event) || !isObject(event.key) || !isObject(event.meta) || (event.kind !== 'insert' && event.kind !== 'modify' && event.kind !== 'remove')) {
+    if (!isObject(event) || !isObject(event.key) || !isObject(event.meta) || (event.kind !== 'insert' && event.kind !== 'modify' && event.kind !== 'remove' && event.kind !== 'backfill')) {
       throw new DynamoCdcError(
         `Sink ${name} got something that is not a change event (event ${eventIdOf(event)}): it needs kind, key and meta to choose the action, the id and the version. Shape the document with the \`document\` option rather than a route's transform`,
         'PERMANENT',

@@ -1,5 +1,5 @@
 import type { Client } from '@opensearch-project/opensearch';
-import type { ChangeEvent, InsertEvent, Item, ModifyEvent } from '../../events.js';
+import type { BackfillEvent, ChangeEvent, InsertEvent, Item, ModifyEvent } from '../../events.js';
 import type { Sink } from '../../ports.js';
 
 /** AWS credentials, as `@aws-sdk/credential-provider-node` and every AWS SDK v3 provider return them. */
@@ -59,13 +59,13 @@ export interface OpenSearchSinkOptions<T = Item> {
    */
   readonly routing?: (event: ChangeEvent<T>) => string | undefined;
   /**
-   * The document indexed for an insert or a modify, serialised as JSON (sets as arrays, exact
+   * The document indexed for an insert, a modify or a backfilled item, serialised as JSON (sets as arrays, exact
    * numbers as strings, binaries as base64). It must be a JSON object. Removes delete the document.
    * @default the item after the change (`newImage`)
    * @example
    * document: (e) => ({ ...e.newImage, eventID: e.eventID, changedAt: e.meta.approximateCreationTime })
    */
-  readonly document?: (event: InsertEvent<T> | ModifyEvent<T>) => unknown;
+  readonly document?: (event: InsertEvent<T> | ModifyEvent<T> | BackfillEvent<T>) => unknown;
   /**
    * External version written with every index and delete (`version_type: external_gte`), so that an
    * older change that arrives late never replaces a newer one. A function must return an integer

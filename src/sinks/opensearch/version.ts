@@ -1,4 +1,5 @@
 import { ConfigError } from '../../errors.js';
+import { backfillVersion } from '../../events.js';
 import type { ChangeEvent } from '../../events.js';
 
 /** The largest external version OpenSearch accepts: a Java long, 2^63 - 1. */
@@ -10,7 +11,10 @@ export const MAX_EXTERNAL_VERSION = 9_223_372_036_854_775_807n;
  * Written with `version_type: external_gte`, so OpenSearch keeps a document unless the write
  * carries the same or a later time. See docs/opensearch.md for why not the sequence number.
  */
-export const changeVersion = (event: ChangeEvent<unknown>): number => event.meta.approximateCreationTime;
+export const changeVersion = (event: ChangeEvent<unknown>): number =>
+  event.kind === 'backfill' ? backfillVersion(event.meta.backfill.startedAt) : event.meta.approximateCreationTime;
+
+export { backfillVersion };
 
 const describe = (value: unknown): string => (typeof value === 'bigint' ? `${value}n (bigint)` : `\`${String(value)}\` (${value === null ? 'null' : typeof value})`);
 

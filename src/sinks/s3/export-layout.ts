@@ -17,7 +17,7 @@ export interface ExportPosition {
 /** DynamoDB Streams sequence numbers have 21 to 40 digits. */
 export const SEQUENCE_WIDTH = 40;
 
-const KINDS: ReadonlySet<unknown> = new Set(['insert', 'modify', 'remove']);
+const KINDS: ReadonlySet<unknown> = new Set(['insert', 'modify', 'remove', 'backfill']);
 
 const asRecord = (value: unknown): Record<string, unknown> | undefined => (value !== null && typeof value === 'object' ? (value as Record<string, unknown>) : undefined);
 
@@ -47,6 +47,8 @@ const paddedSequence = (sequence: string): string => (/^\d+$/.test(sequence) && 
 export const exportPositionOf = (event: unknown): ExportPosition | undefined => {
   const meta = asRecord(asRecord(event)?.['meta']);
   if (!meta) return undefined;
+  const backfill = asRecord(meta['backfill']);
+  if (backfill) return backfillPositionOf(event, meta, backfill);
   const streamArn = nonEmpty(meta['streamArn']);
   const sequence = nonEmpty(meta['sequenceNumber']);
   const time = meta['approximateCreationTime'];
@@ -55,6 +57,20 @@ export const exportPositionOf = (event: unknown): ExportPosition | undefined => 
   const shard = compact(nonEmpty(meta['shardId']) ?? '') || 'lambda';
   const table = nonEmpty(meta['table']) ?? nonEmpty(parseStreamArn(streamArn)?.table) ?? 'unknown';
   return { table, stream: `${label}-${shard}`, sequence: paddedSequence(sequence), time };
+};
+
+/**
+ * A backfilled item has no stream position: its objects are named after the backfill and the Scan
+ * segment (`backfill-<id>-s<segment>`) and, in place of sequence numbers, the items' event ids
+ * (one per item and backfill, so a re-sent page writes the same key); partitioned by the Scan's start.
+ */
+const backfillPositionOf = (event: unknown, meta: Record<string, unknown>, backfill: Record<string, unknown>): ExportPosition | undefined => {
+  const id = nonEmpty(backfill['id']);
+  const eventID = nonEmpty(asRecord(event)?.['eventID']);
+  const time = meta['approximateCreationTime'];
+  if (id === undefined || eventID === undefined || typeof time !== 'number' || !Number.isFinite(time)) return undefined;
+  const segment = typeof backfill['segment'] === 'number' ? backfill['segment'] : 0;
+  return { table: nonEmpty(meta['table']) ?? 'unknown', stream: `backfill-${compact(id)}-s${segment}`, sequence: compact(eventID), time };
 };
 
 /** The table of an event without a stream position: its `meta.table` when it has one. */
@@ -77,7 +93,7 @@ export const defaultLine = (e: ChangeEvent): Record<string, unknown> => ({
   changed: e.changed,
   expired: e.expired,
   entity: e.entity ?? null,
-  sequenceNumber: e.meta.sequenceNumber,
+  sequenceNumber: e.meta.sequenceNumber === '' ? null : e.meta.sequenceNumber,
   shardId: e.meta.shardId ?? null,
   approximateCreationTime: new Date(e.meta.approximateCreationTime).toISOString(),
   sizeBytes: e.meta.sizeBytes,
