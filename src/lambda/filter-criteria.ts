@@ -214,7 +214,8 @@ const compileEntity = (entity: Entity<unknown> | undefined, what: string, wideni
 /** The clause a route's records all satisfy; `null` when it takes nothing; an empty clause when it could take anything. */
 const compileRoute = (route: Route, entities: ReadonlyMap<string, Entity<unknown>>, widenings: string[]): Clause | null => {
   if (route.entity === '*') return new Map();
-  let kinds: string[] | undefined = route.kinds?.map((k) => KIND_NAMES[k]);
+  // A backfill event never comes from the stream, so `.on('backfill')` passes no stream record.
+  let kinds: string[] | undefined = route.kinds?.flatMap((k) => (k === 'backfill' ? [] : [KIND_NAMES[k]]));
   const clause = compileEntity(route.entityRef ?? entities.get(route.entity), route.description, widenings);
   route.predicates.forEach((predicate, i) => {
     if (predicate === expired) {

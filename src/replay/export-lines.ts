@@ -144,7 +144,7 @@ export const toAttributeValue = (value: unknown): AttributeValue => {
 
 const toImage = (item: Record<string, unknown>): Record<string, AttributeValue> => (toAttributeValue(item).M ?? {});
 
-const EVENT_NAMES: Readonly<Record<ChangeKind, string>> = { insert: 'INSERT', modify: 'MODIFY', remove: 'REMOVE' };
+const EVENT_NAMES: Readonly<Record<ChangeKind, string>> = { insert: 'INSERT', modify: 'MODIFY', remove: 'REMOVE', backfill: 'BACKFILL' };
 
 /** The stream record (GetRecords shape) a line was made from, as near as JSON allows. */
 export const toStreamRecord = (line: ExportLine, streamArn: string): RawStreamRecord => ({

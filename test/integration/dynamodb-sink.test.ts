@@ -12,6 +12,7 @@ import { readWholeStream } from '../../src/local/read-stream.js';
 import { FakeClock, memoryLogger, MemoryDeadLetterQueue, seededRandom, streamRecords } from '../../src/testing/index.js';
 import { describeSinkContract } from '../contract/sink-contract.js';
 import { createTable, deleteTable, localClient, uniqueTableName } from '../support/dynamo.js';
+import { backfillRecord } from '../../src/backfill/records.js';
 
 type Task = { PK: string; SK: string; Status: string; Version: number; Body?: string };
 
@@ -154,6 +155,32 @@ describe('dynamoDb sink on DynamoDB Local', () => {
       expiresAt: Math.floor((remove as ChangeEvent<Task>).meta.approximateCreationTime / 1000) + 3600,
     });
     expect(await getItem(tableName, { PK: 'USER#1', SK: 'TASK#1' })).toEqual({ ...task(1, 7), _cdcSeq: (again as ChangeEvent<Task>).meta.sequenceNumber.padStart(40, '0') });
+  });
+
+  it('writes a backfilled item only where no stream change has written one, and never stamps it with a position (docs/backfill.md)', async () => {
+    // Prepare
+    const tableName = await newTable();
+    const sink = dynamoDb({ tableName, client });
+    const records = streamRecords();
+    const started = Date.now();
+    const ctx = { streamArn: 'arn:aws:dynamodb:us-east-1:000000000000:table/T/stream/x', region: 'us-east-1', keyNames: ['PK', 'SK'], info: { id: 'b1', segment: 0, totalSegments: 1, startedAt: started, scannedAt: started } };
+    const scanned = (k: number, status: string) => decodeRecord(backfillRecord(marshall(task(k, 1, { Status: status })), ctx));
+    // Item 1: a stream change landed first (newer than the scan); item 2: removed by the stream; item 3: backfill only.
+    await sink.send([decodeRecord(records.insert(task(1, 2, { Status: 'DONE' })))], signal());
+    await sink.send([decodeRecord(records.remove(task(2, 1)))], signal());
+
+    // Act
+    const result = await sink.send([scanned(1, 'STALE'), scanned(2, 'RESURRECTED'), scanned(3, 'OPEN')], signal());
+    const later = await sink.send([decodeRecord(records.modify(task(3, 1), task(3, 2, { Status: 'DONE' })))], signal());
+
+    // Assess
+    expect(result.failed).toEqual([]);
+    expect(later.failed).toEqual([]);
+    expect(await getItem(tableName, { PK: 'USER#1', SK: 'TASK#1' })).toMatchObject({ Status: 'DONE' });
+    expect(await getItem(tableName, { PK: 'USER#2', SK: 'TASK#2' })).toMatchObject({ _cdcDeleted: true });
+    const third = await getItem(tableName, { PK: 'USER#3', SK: 'TASK#3' });
+    expect(third).toMatchObject({ Status: 'DONE' });
+    expect(typeof third?.['_cdcSeq']).toBe('string');
   });
 
   it('maps keys and items, and takes an item out of the view when `item` returns undefined', async () => {

@@ -61,7 +61,8 @@ const validate = <T>(options: DynamoDbSinkOptions<T>): void => {
 
 /** A write prepared once per event object: the PutItem input and the identity of its target item. */
 interface Prepared {
-  readonly input: PutItemCommandInput;
+  /** `undefined`: nothing to write (a backfilled item its `item` option leaves out of the view). */
+  readonly input: PutItemCommandInput | undefined;
   /** The target key, canonical: changes of one item share it and are written in order. */
   readonly target: string;
 }
@@ -71,7 +72,8 @@ const isObject = (value: unknown): value is Record<string, unknown> => value !==
 const isChangeEvent = (value: unknown): value is ChangeEvent<unknown> => {
   if (!isObject(value)) return false;
   const meta = value['meta'];
-  return (value['kind'] === 'insert' || value['kind'] === 'modify' || value['kind'] === 'remove') && isObject(value['key']) && isObject(meta) && typeof meta['sequenceNumber'] === 'string';
+  const kind = value['kind'];
+  return (kind === 'insert' || kind === 'modify' || kind === 'remove' || kind === 'backfill') && isObject(value['key']) && isObject(meta) && typeof meta['sequenceNumber'] === 'string';
 };
 
 const toAttributes = (sink: string, what: string, eventID: string, value: Item): Record<string, AttributeValue> => {
@@ -126,6 +128,49 @@ export const dynamoDb = <T = Item>(options: DynamoDbSinkOptions<T>): DynamoDbSin
       ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }),
     });
 
+  const keyAttributesOf = (e: ChangeEvent<T>): Record<string, AttributeValue> => {
+    const key = keyOf(e);
+    if (!isObject(key) || Object.keys(key).length === 0) {
+      throw new ConfigError('dynamoDb.key', `returned ${show(key)} for event ${e.eventID}; it must return the target item's primary key as an object, such as { id: 'USER#1|TASK#1' }.`);
+    }
+    return toAttributes(name, 'key', e.eventID, key);
+  };
+
+  const mappedItemOf = (e: ChangeEvent<T>): Item | undefined => {
+    const mapped = itemOf(e);
+    if (mapped !== undefined && !isObject(mapped)) {
+      throw new ConfigError('dynamoDb.item', `returned ${show(mapped)} for event ${e.eventID}; it must return the item's attributes as an object, or undefined to take the item out of the table.`);
+    }
+    return mapped;
+  };
+
+  const checkSize = (e: ChangeEvent<T>, item: Record<string, AttributeValue>): void => {
+    const size = itemSize(item);
+    if (size > DYNAMODB_MAX_ITEM_BYTES) throw new ItemTooLargeError(name, tableName, e.eventID, size);
+  };
+
+  const targetOf = (keyAttributes: Record<string, AttributeValue>): string => JSON.stringify(Object.keys(keyAttributes).sort().map((n) => [n, keyAttributes[n]]));
+
+  /**
+   * A backfilled item has no stream position: it is written only where no stream change has written
+   * the item (no `_cdcSeq`: neither a newer state nor a tombstone), and without a position, so any
+   * stream change, older or newer than the Scan, may still replace it (docs/backfill.md). An item the
+   * `item` option leaves out is not written at all.
+   */
+  const buildBackfill = (e: ChangeEvent<T>): Prepared => {
+    const keyAttributes = keyAttributesOf(e);
+    const mapped = mappedItemOf(e);
+    if (mapped === undefined) return { target: targetOf(keyAttributes), input: undefined };
+    const item = { ...toAttributes(name, 'item', e.eventID, mapped), ...keyAttributes };
+    delete item[sequenceAttribute];
+    delete item[deletedAttribute];
+    checkSize(e, item);
+    return {
+      target: targetOf(keyAttributes),
+      input: { TableName: tableName, Item: item, ConditionExpression: 'attribute_not_exists(#seq)', ExpressionAttributeNames: { '#seq': sequenceAttribute } },
+    };
+  };
+
   const build = (payload: ChangeEvent<T>): Prepared => {
     const event = payload as unknown;
     if (!isChangeEvent(event)) {
@@ -135,18 +180,12 @@ export const dynamoDb = <T = Item>(options: DynamoDbSinkOptions<T>): DynamoDbSin
       );
     }
     const e = payload;
+    if (e.kind === 'backfill') return buildBackfill(e);
     const seq = canonicalSequenceNumber(e.meta.sequenceNumber);
     if (seq === '') throw new DynamoCdcError(`Sink ${name} cannot guard event ${e.eventID}: its sequence number is not a decimal of at most 40 digits`, 'PERMANENT');
     const position = padSequenceNumber(seq);
-    const key = keyOf(e);
-    if (!isObject(key) || Object.keys(key).length === 0) {
-      throw new ConfigError('dynamoDb.key', `returned ${show(key)} for event ${e.eventID}; it must return the target item's primary key as an object, such as { id: 'USER#1|TASK#1' }.`);
-    }
-    const keyAttributes = toAttributes(name, 'key', e.eventID, key);
-    const mapped = e.kind === 'remove' ? undefined : itemOf(e);
-    if (mapped !== undefined && !isObject(mapped)) {
-      throw new ConfigError('dynamoDb.item', `returned ${show(mapped)} for event ${e.eventID}; it must return the item's attributes as an object, or undefined to take the item out of the table.`);
-    }
+    const keyAttributes = keyAttributesOf(e);
+    const mapped = e.kind === 'remove' ? undefined : mappedItemOf(e);
     let item: Record<string, AttributeValue>;
     if (mapped === undefined) {
       // A tombstone, not a delete: a delete would forget the position, and an older write arriving
@@ -157,11 +196,9 @@ export const dynamoDb = <T = Item>(options: DynamoDbSinkOptions<T>): DynamoDbSin
       item = { ...toAttributes(name, 'item', e.eventID, mapped), ...keyAttributes, [sequenceAttribute]: { S: position } };
       delete item[deletedAttribute];
     }
-    const size = itemSize(item);
-    if (size > DYNAMODB_MAX_ITEM_BYTES) throw new ItemTooLargeError(name, tableName, e.eventID, size);
-    const names = Object.keys(keyAttributes).sort();
+    checkSize(e, item);
     return {
-      target: JSON.stringify(names.map((n) => [n, keyAttributes[n]])),
+      target: targetOf(keyAttributes),
       input: {
         TableName: tableName,
         Item: item,
@@ -180,6 +217,7 @@ export const dynamoDb = <T = Item>(options: DynamoDbSinkOptions<T>): DynamoDbSin
       const { index, prepared } = chain[i] as (typeof chain)[number];
       try {
         signal.throwIfAborted();
+        if (prepared.input === undefined) continue;
         await client.send(new PutItemCommand(prepared.input), { abortSignal: signal });
       } catch (error) {
         // The stored item is at this change's position or past it: nothing to write, and done.
