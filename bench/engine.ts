@@ -96,7 +96,7 @@ const largeItem = (k: number, version: number) => ({
 });
 
 /** `n` changes over `keys` items: an insert per item, then modifies with both images. */
-const changes = (n: number, keys: number, item: (k: number, v: number) => object, modifyOnly = false): LambdaStreamRecord[] => {
+const changes = (n: number, keys: number, item: (k: number, v: number) => Record<string, unknown>, modifyOnly = false): LambdaStreamRecord[] => {
   const records = streamRecords();
   return Array.from({ length: n }, (_, i) => {
     const k = i % keys;
@@ -270,7 +270,7 @@ const latencyBound = async () => {
 
 const main = async () => {
   const only = process.env['BENCH_SHAPES']?.split(',');
-  const results = [];
+  const results: Awaited<ReturnType<typeof throughput>>[] = [];
   for (const shape of SHAPES) {
     if (only && !only.includes(shape.name)) continue;
     const tp = await throughput(shape);

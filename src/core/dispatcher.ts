@@ -107,9 +107,12 @@ export class Dispatcher<P> {
     this.#afterAdd();
   }
 
-  /** Sends a request that is waiting out `maxWaitMs` now: nothing more can join it. */
+  /**
+   * Sends the request that waits for the turn to end (or out `maxWaitMs`) now: the caller knows
+   * nothing more can join it.
+   */
   flushWaiting(): void {
-    if (this.#timer && this.#pending.length > 0) this.#flush();
+    if (this.#pending.length > 0) this.#flush();
   }
 
   /** Size of an entry towards `maxBytes`; 0 when the destination sets no byte limit. */

@@ -1,5 +1,4 @@
 import { setMaxListeners } from 'node:events';
-import PQueue from 'p-queue';
 import type { App } from '../app.js';
 import { validateEntity } from '../entities.js';
 import type { Entity } from '../entities.js';
@@ -121,6 +120,9 @@ const rank: Record<Delivery, number> = { delivered: 0, 'dead-lettered': 1, unfin
 
 type Done<S> = (status: S) => void;
 
+/** Most rounds of requests sent before their turn ends, per turn of the event loop (see `Run.#sendWaiting`). */
+const MAX_EARLY_PER_TURN = 32;
+
 /** Most records one run carries; bounds the decoded events a lane holds at once. */
 const MAX_RUN = 1000;
 
@@ -177,34 +179,81 @@ class Run implements LaneHost<RunItem[]> {
   /** Lanes started and not finished, and those of them waiting on a delivery. */
   #active = 0;
   #waiting = 0;
-  /** Lanes queued and not started; set by the engine. */
-  queued: () => number = () => 0;
-  /** True while the engine is still handing lanes to the queue (some start at once). */
-  starting = true;
+  /** Every lane of the batch, in the order they start; `#next` is the first not started. */
+  #lanes: readonly (readonly number[])[] = [];
+  #next = 0;
+  /** True while `#pump` starts lanes: a lane that ends at once must not start another from inside it. */
+  #pumping = false;
+  /** Set when a check for requests nothing more can join is queued (see {@link #nothingMoreComing}). */
+  #checkQueued = false;
+  #finished: () => void = () => {};
+  /** Rounds of requests sent early (by `#sendWaiting`) since the event loop last turned. */
+  #sentEarly = 0;
+  readonly #turnEnded = (): void => {
+    this.#sentEarly = 0;
+  };
 
-  /** Called once every lane is queued. */
-  started(): void {
-    this.starting = false;
-    this.#nothingMoreComing();
-  }
   /**
-   * When every running lane waits, no lane can add to a request that is waiting out `maxWaitMs`
-   * until some request completes (and queued lanes cannot start): send it now rather than idle
-   * until the wait ends. A lane waiting on another destination could have added more later; that
-   * costs a smaller request, never a stall.
+   * Runs every lane, at most `concurrency` at once, and resolves when all have ended. No promise
+   * or queue entry per lane: a batch can hold one lane per record, and a lane tells the run when
+   * it ends (`laneEnded`), which starts the next one.
+   */
+  runLanes(lanes: readonly (readonly number[])[]): Promise<void> {
+    this.#lanes = lanes;
+    return new Promise<void>((resolve) => {
+      this.#finished = resolve;
+      this.#pump();
+    });
+  }
+
+  #pump(): void {
+    if (this.#pumping) return;
+    this.#pumping = true;
+    const lanes = this.#lanes;
+    const concurrency = this.#engine.app.concurrency;
+    try {
+      while (this.#active < concurrency && this.#next < lanes.length) {
+        this.#active++;
+        // Lane.run never throws: what goes wrong inside it ends the lane, blocked.
+        new Lane<RunItem[]>(this, lanes[this.#next++] as readonly number[]).run();
+      }
+    } finally {
+      this.#pumping = false;
+    }
+    if (this.#active === 0 && this.#next >= lanes.length) this.#finished();
+    else this.#nothingMoreComing();
+  }
+
+  /**
+   * When every running lane waits and no lane is about to start, nothing can join a request that
+   * waits for the turn to end (or out `maxWaitMs`) until some request completes: send it now
+   * rather than idle. The check runs in a microtask, so that the lanes a completed request
+   * releases (all settled in one loop) have added their next records first. A lane waiting on
+   * another destination could have added more later; that costs a smaller request, never a stall.
    */
   #nothingMoreComing(): void {
-    if (this.starting || this.#waiting < this.#active) return;
-    // Queued lanes about to start in free slots may still join.
-    if (this.queued() > 0 && this.#active < this.#engine.app.concurrency) return;
-    for (const d of this.#dispatchers.values()) d.flushWaiting();
+    if (this.#pumping || this.#waiting < this.#active || this.#checkQueued) return;
+    this.#checkQueued = true;
+    queueMicrotask(this.#sendWaiting);
   }
 
-  /** Handles a lane's records strictly one after another (see {@link Lane}); resolves when the lane ends. */
-  runLane(indexes: readonly number[]): Promise<void> {
-    this.#active++;
-    return new Lane<RunItem[]>(this, indexes).start();
-  }
+  readonly #sendWaiting = (): void => {
+    this.#checkQueued = false;
+    if (this.#pumping || this.#waiting < this.#active) return;
+    // Lanes about to start in free slots may still join.
+    if (this.#next < this.#lanes.length && this.#active < this.#engine.app.concurrency) return;
+    // With a sink that answers at once, requests sent this way could chain in microtasks for the
+    // whole batch and keep timers (a worker's lease renewal) waiting: after a few, the requests
+    // wait for the turn to end again, which lets the event loop run.
+    if (this.#sentEarly >= MAX_EARLY_PER_TURN) return;
+    if (this.#sentEarly++ === 0) setImmediate(this.#turnEnded);
+    try {
+      for (const d of this.#dispatchers.values()) d.flushWaiting();
+      this.#dlq?.flushWaiting();
+    } catch (error) {
+      this.#engine.internalError(error);
+    }
+  };
 
   laneWaits(): void {
     this.#waiting++;
@@ -217,7 +266,7 @@ class Run implements LaneHost<RunItem[]> {
 
   laneEnded(): void {
     this.#active--;
-    this.#nothingMoreComing();
+    this.#pump();
   }
 
   alreadyDone(index: number): boolean {
@@ -751,14 +800,7 @@ export class Engine {
       else lanes.set(lane, [i]);
     }
     const run = new Run(this, records, early, options);
-
-    const queue = new PQueue({ concurrency: this.app.concurrency });
-    run.queued = () => queue.size;
-    // A lane never rejects (its failures end as statuses); the handler only keeps a bug from becoming an unhandled rejection.
-    for (const indexes of lanes.values()) queue.add(() => run.runLane(indexes)).catch(this.internalError);
-    for (const indexes of unkeyed) queue.add(() => run.runLane(indexes)).catch(this.internalError);
-    run.started();
-    await queue.onIdle();
+    await run.runLanes(unkeyed.length === 0 ? [...lanes.values()] : [...lanes.values(), ...unkeyed]);
 
     const counts: Record<RecordStatus, number> = { delivered: 0, 'dead-lettered': 0, unrouted: 0, skipped: 0, blocked: 0, unfinished: 0 };
     let watermark = -1;
