@@ -126,6 +126,9 @@ const MAX_EARLY_PER_TURN = 32;
 /** Most records one run carries; bounds the decoded events a lane holds at once. */
 const MAX_RUN = 1000;
 
+/** The records of one lane, by index: a number for a lane of one record, which most lanes of many batches are. */
+type LaneIndexes = number | number[];
+
 interface RunItem {
   readonly index: number;
   readonly raw: unknown;
@@ -179,9 +182,9 @@ class Run implements LaneHost<RunItem[]> {
   /** Lanes started and not finished, and those of them waiting on a delivery. */
   #active = 0;
   #waiting = 0;
-  /** Every lane of the batch, in the order they start; `#next` is the first not started. */
-  #lanes: readonly (readonly number[])[] = [];
-  #next = 0;
+  /** The lanes not started yet, in the order they start, and how many those are. */
+  #lanes: Iterator<LaneIndexes> = [][Symbol.iterator]();
+  #queued = 0;
   /** True while `#pump` starts lanes: a lane that ends at once must not start another from inside it. */
   #pumping = false;
   /** Set when a check for requests nothing more can join is queued (see {@link #nothingMoreComing}). */
@@ -198,8 +201,9 @@ class Run implements LaneHost<RunItem[]> {
    * or queue entry per lane: a batch can hold one lane per record, and a lane tells the run when
    * it ends (`laneEnded`), which starts the next one.
    */
-  runLanes(lanes: readonly (readonly number[])[]): Promise<void> {
+  runLanes(lanes: Iterator<LaneIndexes>, count: number): Promise<void> {
     this.#lanes = lanes;
+    this.#queued = count;
     return new Promise<void>((resolve) => {
       this.#finished = resolve;
       this.#pump();
@@ -209,18 +213,25 @@ class Run implements LaneHost<RunItem[]> {
   #pump(): void {
     if (this.#pumping) return;
     this.#pumping = true;
-    const lanes = this.#lanes;
     const concurrency = this.#engine.app.concurrency;
     try {
-      while (this.#active < concurrency && this.#next < lanes.length) {
+      while (this.#active < concurrency && this.#queued > 0) {
+        const next = this.#lanes.next();
+        if (next.done === true) {
+          this.#queued = 0;
+          break;
+        }
+        this.#queued--;
         this.#active++;
-        // Lane.run never throws: what goes wrong inside it ends the lane, blocked.
-        new Lane<RunItem[]>(this, lanes[this.#next++] as readonly number[]).run();
+        // A lane of one record is kept as its index until it starts (batches with one change per
+        // item are common). Lane.run never throws: what goes wrong inside it ends the lane, blocked.
+        const indexes = next.value;
+        new Lane<RunItem[]>(this, typeof indexes === 'number' ? [indexes] : indexes).run();
       }
     } finally {
       this.#pumping = false;
     }
-    if (this.#active === 0 && this.#next >= lanes.length) this.#finished();
+    if (this.#active === 0 && this.#queued === 0) this.#finished();
     else this.#nothingMoreComing();
   }
 
@@ -241,7 +252,7 @@ class Run implements LaneHost<RunItem[]> {
     this.#checkQueued = false;
     if (this.#pumping || this.#waiting < this.#active) return;
     // Lanes about to start in free slots may still join.
-    if (this.#next < this.#lanes.length && this.#active < this.#engine.app.concurrency) return;
+    if (this.#queued > 0 && this.#active < this.#engine.app.concurrency) return;
     // With a sink that answers at once, requests sent this way could chain in microtasks for the
     // whole batch and keep timers (a worker's lease renewal) waiting: after a few, the requests
     // wait for the turn to end again, which lets the event loop run.
@@ -765,8 +776,8 @@ export class Engine {
    */
   async process(records: readonly unknown[], options: ProcessOptions = {}): Promise<BatchOutcome> {
     const started = this.clock.now();
-    const lanes = new Map<string, number[]>();
-    const unkeyed: number[][] = [];
+    const lanes = new Map<string, LaneIndexes>();
+    const unkeyed: number[] = [];
     const early = new Map<number, Early>();
     const ordering = this.app.ordering;
     for (let i = 0; i < records.length; i++) {
@@ -792,15 +803,16 @@ export class Engine {
         }
       }
       if (lane === undefined) {
-        unkeyed.push([i]); // no usable key: a lane of its own, where it is dead-lettered
+        unkeyed.push(i); // no usable key: a lane of its own, where it is dead-lettered
         continue;
       }
       const members = lanes.get(lane);
-      if (members) members.push(i);
-      else lanes.set(lane, [i]);
+      if (members === undefined) lanes.set(lane, i);
+      else if (typeof members === 'number') lanes.set(lane, [members, i]);
+      else members.push(i);
     }
     const run = new Run(this, records, early, options);
-    await run.runLanes(unkeyed.length === 0 ? [...lanes.values()] : [...lanes.values(), ...unkeyed]);
+    await run.runLanes(unkeyed.length === 0 ? lanes.values() : [...lanes.values(), ...unkeyed][Symbol.iterator](), lanes.size + unkeyed.length);
 
     const counts: Record<RecordStatus, number> = { delivered: 0, 'dead-lettered': 0, unrouted: 0, skipped: 0, blocked: 0, unfinished: 0 };
     let watermark = -1;
