@@ -5,7 +5,7 @@ import type { Entity } from '../entities.js';
 import { classify, describeError, PoisonRecordError } from '../errors.js';
 import type { FailureClass } from '../errors.js';
 import { decodeRecord, positionOf, sequenceOf } from '../events.js';
-import type { ChangeEvent, RawStreamRecord, StreamPosition } from '../events.js';
+import type { ChangeEvent, DecodeOptions, RawStreamRecord, StreamPosition } from '../events.js';
 import type { Clock, DeadLetter, Logger, Sink } from '../ports.js';
 import type { Route } from '../routes.js';
 import { toJson } from '../serialize.js';
@@ -153,6 +153,7 @@ class Run implements LaneHost<RunItem[]> {
   readonly #signal: AbortSignal;
   readonly #dispatchers = new Map<Sink<unknown>, Dispatcher<unknown>>();
   readonly #records: readonly unknown[];
+  readonly #decodeOptions: DecodeOptions;
   readonly #early: ReadonlyMap<number, Early>;
   /** Events decoded while looking ahead for a run and not sent in it; taken by `#handle`. */
   readonly #decoded = new Map<number, ChangeEvent>();
@@ -169,6 +170,7 @@ class Run implements LaneHost<RunItem[]> {
     this.#records = records;
     this.#early = early;
     this.#o = options;
+    this.#decodeOptions = engine.decodeOptions(options);
     this.#signal = options.signal ?? new AbortController().signal;
     // Every lane waiting on a backoff listens to the signal; that is many listeners by design.
     setMaxListeners(0, this.#signal);
@@ -295,9 +297,10 @@ class Run implements LaneHost<RunItem[]> {
     const raw = this.#records[index];
     let event: ChangeEvent;
     try {
-      const early = this.#early.get(index);
+      // Both maps are empty for most batches: no lookup per record then.
+      const early = this.#early.size === 0 ? undefined : this.#early.get(index);
       if (early?.error !== undefined) throw early.error;
-      event = early?.event ?? this.#takeDecoded(index) ?? this.#engine.decode(raw, this.#o);
+      event = early?.event ?? (this.#decoded.size === 0 ? undefined : this.#takeDecoded(index)) ?? decodeRecord(raw, this.#decodeOptions);
       const entity = event.entity === undefined ? undefined : this.#engine.entityByName.get(event.entity);
       if (entity?.schema) {
         validateEntity(event, entity).then(
@@ -360,7 +363,7 @@ class Run implements LaneHost<RunItem[]> {
       let event: ChangeEvent;
       let routed: Target[];
       try {
-        event = early?.event ?? this.#decoded.get(index) ?? this.#engine.decode(raw, this.#o);
+        event = early?.event ?? this.#decoded.get(index) ?? decodeRecord(raw, this.#decodeOptions);
         this.#decoded.set(index, event);
         if (event.entity !== undefined && this.#engine.entityByName.get(event.entity)?.schema) break;
         routed = this.#engine.targetsOf(event);
@@ -502,7 +505,7 @@ class Run implements LaneHost<RunItem[]> {
 
   /** The targets whose sink has not acknowledged the record yet; `targets` itself when none has. */
   #unacknowledged(index: number, raw: unknown, targets: Target[]): Target[] {
-    const here = this.#acked.get(index);
+    const here = this.#acked.size === 0 ? undefined : this.#acked.get(index);
     const before = this.#ackedBefore(raw);
     if (here === undefined && before === undefined) return targets;
     return targets.filter((t) => !here?.has(t.route.sink.name) && !before?.has(t.route.sink.name));
@@ -746,7 +749,12 @@ export class Engine {
   }
 
   decode(raw: unknown, options: ProcessOptions): ChangeEvent {
-    return decodeRecord(raw, { streamArn: options.streamArn, shardId: options.shardId, numbers: this.app.numbers, entityOf: this.app.entityOf });
+    return decodeRecord(raw, this.decodeOptions(options));
+  }
+
+  /** The decoder's options for one batch: made once, not once per record. */
+  decodeOptions(options: ProcessOptions): DecodeOptions {
+    return { streamArn: options.streamArn, shardId: options.shardId, numbers: this.app.numbers, entityOf: this.app.entityOf };
   }
 
   /** The routes an event matches, each with the payload its sink gets. Throws {@link PoisonRecordError}. */
@@ -780,12 +788,13 @@ export class Engine {
     const unkeyed: number[] = [];
     const early = new Map<number, Early>();
     const ordering = this.app.ordering;
+    const decodeOptions = this.decodeOptions(options);
     for (let i = 0; i < records.length; i++) {
       const raw = records[i];
       let lane: string | undefined;
       if (typeof ordering === 'function') {
         try {
-          const event = this.decode(raw, options);
+          const event = decodeRecord(raw, decodeOptions);
           early.set(i, { event });
           lane = laneOfEvent(ordering, event);
         } catch (error) {
