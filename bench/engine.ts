@@ -2,7 +2,8 @@
  * Engine benchmark, measured on the BUILT output: this script (run by tsx) first compiles src/ with
  * `tsc -p tsconfig.build.json --outDir .tmp/bench-engine` and then imports the handler, the decoder
  * and the testing helpers from that JavaScript, so what is timed is the code users run (no tsx
- * transform of src/ in the measured path). `BENCH_NO_BUILD=1` reuses the last build.
+ * transform of src/ in the measured path). `BENCH_NO_BUILD=1` reuses the last build;
+ * `BENCH_DIST=<dir>` (with `BENCH_NO_BUILD=1`) measures another build, e.g. an older commit's.
  *
  * Throughput: a matrix of batch shapes, each through four contenders, interleaved within one run
  * (every round times each contender once, in a rotating order; medians of BENCH_RUNS rounds):
@@ -41,7 +42,7 @@ import type { LambdaStreamRecord } from '../src/testing/index.js';
 
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 15);
 const repo = resolve(import.meta.dirname, '..');
-const out = resolve(repo, '.tmp/bench-engine');
+const out = resolve(repo, process.env['BENCH_DIST'] ?? '.tmp/bench-engine');
 
 if (process.env['BENCH_NO_BUILD'] !== '1') {
   execFileSync(process.execPath, [resolve(repo, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json', '--outDir', out], { cwd: repo, stdio: 'inherit' });
