@@ -29,12 +29,6 @@ export interface DispatcherOptions<P> {
 /** Called once per entry: with `undefined` when it was acknowledged, or with the error that failed it. */
 export type Settle = (error: unknown) => void;
 
-interface Pending<P> {
-  readonly entry: P;
-  readonly size: number;
-  readonly settle: Settle;
-}
-
 /**
  * Micro-batcher for one destination. Lanes submit one entry (or one group) each; entries submitted
  * in the same turn of the event loop go out together in as few requests as the limits allow. A
@@ -45,7 +39,9 @@ interface Pending<P> {
 export class Dispatcher<P> {
   readonly #o: DispatcherOptions<P>;
   readonly #sized: boolean;
-  #pending: Pending<P>[] = [];
+  /** The request being filled: its entries and, by position, their callbacks (two arrays: no object per entry). */
+  #pending: P[] = [];
+  #settles: Settle[] = [];
   #bytes = 0;
   #scheduled = false;
   #timer: AbortController | undefined;
@@ -78,7 +74,8 @@ export class Dispatcher<P> {
       }
       if (this.#bytes + size > this.#o.maxBytes) this.#flush();
     }
-    this.#pending.push({ entry, size, settle });
+    this.#pending.push(entry);
+    this.#settles.push(settle);
     this.#bytes += size;
     this.#afterAdd();
   }
@@ -94,22 +91,22 @@ export class Dispatcher<P> {
     const errors = new Array<unknown>(entries.length);
     let open = entries.length;
     entries.forEach((entry, i) => {
-      this.#pending.push({
-        entry,
-        size: sizes[i] as number,
-        settle: (error) => {
-          errors[i] = error;
-          if (--open === 0) settle(errors);
-        },
+      this.#pending.push(entry);
+      this.#settles.push((error) => {
+        errors[i] = error;
+        if (--open === 0) settle(errors);
       });
     });
     this.#bytes += total;
     this.#afterAdd();
   }
 
-  /** Sends a request that is waiting out `maxWaitMs` now: nothing more can join it. */
+  /**
+   * Sends the request that waits for the turn to end (or out `maxWaitMs`) now: the caller knows
+   * nothing more can join it.
+   */
   flushWaiting(): void {
-    if (this.#timer && this.#pending.length > 0) this.#flush();
+    if (this.#pending.length > 0) this.#flush();
   }
 
   /** Size of an entry towards `maxBytes`; 0 when the destination sets no byte limit. */
@@ -161,6 +158,7 @@ export class Dispatcher<P> {
 
   #flush(): void {
     const batch = this.#pending;
+    const settles = this.#settles;
     if (batch.length === 0) return;
     if (this.#timer) {
       // The waiting request leaves now; the next entry starts a new wait.
@@ -169,16 +167,15 @@ export class Dispatcher<P> {
       this.#scheduled = false;
     }
     this.#pending = [];
+    this.#settles = [];
     this.#bytes = 0;
     this.requests++;
     let sent: Promise<readonly { readonly index: number; readonly error: unknown }[]>;
     try {
       // A native promise comes back as it is; anything else a sink returns cannot break the chain.
       sent = Promise.resolve(
-        this.#o.send(
-          batch.map((p) => p.entry),
-          this.#o.signal,
-        ),
+        // The sink gets the array itself (what it does to it cannot reach the callbacks).
+        this.#o.send(batch, this.#o.signal),
       );
     } catch (error) {
       sent = Promise.reject(error);
@@ -187,22 +184,22 @@ export class Dispatcher<P> {
       (failed) => {
         // A failure that names no entry of this request could be any of them: acknowledging the
         // others could drop the one that failed, so the whole request fails and is retried.
-        if (!Array.isArray(failed) || failed.some((f) => !Number.isInteger(f?.index) || f.index < 0 || f.index >= batch.length)) {
-          const e = new Error(`${this.#o.name} answered a request of ${batch.length} entries with failures that name no entry of it`);
-          for (const p of batch) this.#settle(p.settle, e);
+        if (!Array.isArray(failed) || failed.some((f) => !Number.isInteger(f?.index) || f.index < 0 || f.index >= settles.length)) {
+          const e = new Error(`${this.#o.name} answered a request of ${settles.length} entries with failures that name no entry of it`);
+          for (const settle of settles) this.#settle(settle, e);
           return;
         }
         if (failed.length === 0) {
-          for (const p of batch) this.#settle(p.settle, undefined);
+          for (const settle of settles) this.#settle(settle, undefined);
           return;
         }
         const errors = new Map<number, unknown>();
         for (const f of failed) errors.set(f.index, f.error ?? new Error(`${this.#o.name} reported entry ${f.index} as failed without an error`));
-        for (let i = 0; i < batch.length; i++) this.#settle((batch[i] as Pending<P>).settle, errors.get(i));
+        for (let i = 0; i < settles.length; i++) this.#settle(settles[i] as Settle, errors.get(i));
       },
       (error: unknown) => {
         const e = error ?? new Error(`${this.#o.name} rejected a request without an error`);
-        for (const p of batch) this.#settle(p.settle, e);
+        for (const settle of settles) this.#settle(settle, e);
       },
     );
   }

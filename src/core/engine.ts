@@ -1,12 +1,11 @@
 import { setMaxListeners } from 'node:events';
-import PQueue from 'p-queue';
 import type { App } from '../app.js';
 import { validateEntity } from '../entities.js';
 import type { Entity } from '../entities.js';
 import { classify, describeError, PoisonRecordError } from '../errors.js';
 import type { FailureClass } from '../errors.js';
 import { decodeRecord, positionOf, sequenceOf } from '../events.js';
-import type { ChangeEvent, RawStreamRecord, StreamPosition } from '../events.js';
+import type { ChangeEvent, DecodeOptions, RawStreamRecord, StreamPosition } from '../events.js';
 import type { Clock, DeadLetter, Logger, Sink } from '../ports.js';
 import type { Route } from '../routes.js';
 import { toJson } from '../serialize.js';
@@ -122,8 +121,14 @@ const rank: Record<Delivery, number> = { delivered: 0, 'dead-lettered': 1, unfin
 
 type Done<S> = (status: S) => void;
 
+/** Most rounds of requests sent before their turn ends, per turn of the event loop (see `Run.#sendWaiting`). */
+const MAX_EARLY_PER_TURN = 32;
+
 /** Most records one run carries; bounds the decoded events a lane holds at once. */
 const MAX_RUN = 1000;
+
+/** The records of one lane, by index: a number for a lane of one record, which most lanes of many batches are. */
+type LaneIndexes = number | number[];
 
 interface RunItem {
   readonly index: number;
@@ -149,6 +154,7 @@ class Run implements LaneHost<RunItem[]> {
   readonly #signal: AbortSignal;
   readonly #dispatchers = new Map<Sink<unknown>, Dispatcher<unknown>>();
   readonly #records: readonly unknown[];
+  readonly #decodeOptions: DecodeOptions;
   readonly #early: ReadonlyMap<number, Early>;
   /** Events decoded while looking ahead for a run and not sent in it; taken by `#handle`. */
   readonly #decoded = new Map<number, ChangeEvent>();
@@ -165,6 +171,7 @@ class Run implements LaneHost<RunItem[]> {
     this.#records = records;
     this.#early = early;
     this.#o = options;
+    this.#decodeOptions = engine.decodeOptions(options);
     this.#signal = options.signal ?? new AbortController().signal;
     // Every lane waiting on a backoff listens to the signal; that is many listeners by design.
     setMaxListeners(0, this.#signal);
@@ -178,34 +185,89 @@ class Run implements LaneHost<RunItem[]> {
   /** Lanes started and not finished, and those of them waiting on a delivery. */
   #active = 0;
   #waiting = 0;
-  /** Lanes queued and not started; set by the engine. */
-  queued: () => number = () => 0;
-  /** True while the engine is still handing lanes to the queue (some start at once). */
-  starting = true;
+  /** The lanes not started yet, in the order they start, and how many those are. */
+  #lanes: Iterator<LaneIndexes> = [][Symbol.iterator]();
+  #queued = 0;
+  /** True while `#pump` starts lanes: a lane that ends at once must not start another from inside it. */
+  #pumping = false;
+  /** Set when a check for requests nothing more can join is queued (see {@link #nothingMoreComing}). */
+  #checkQueued = false;
+  #finished: () => void = () => {};
+  /** Rounds of requests sent early (by `#sendWaiting`) since the event loop last turned. */
+  #sentEarly = 0;
+  readonly #turnEnded = (): void => {
+    this.#sentEarly = 0;
+  };
 
-  /** Called once every lane is queued. */
-  started(): void {
-    this.starting = false;
-    this.#nothingMoreComing();
-  }
   /**
-   * When every running lane waits, no lane can add to a request that is waiting out `maxWaitMs`
-   * until some request completes (and queued lanes cannot start): send it now rather than idle
-   * until the wait ends. A lane waiting on another destination could have added more later; that
-   * costs a smaller request, never a stall.
+   * Runs every lane, at most `concurrency` at once, and resolves when all have ended. No promise
+   * or queue entry per lane: a batch can hold one lane per record, and a lane tells the run when
+   * it ends (`laneEnded`), which starts the next one.
+   */
+  runLanes(lanes: Iterator<LaneIndexes>, count: number): Promise<void> {
+    this.#lanes = lanes;
+    this.#queued = count;
+    return new Promise<void>((resolve) => {
+      this.#finished = resolve;
+      this.#pump();
+    });
+  }
+
+  #pump(): void {
+    if (this.#pumping) return;
+    this.#pumping = true;
+    const concurrency = this.#engine.app.concurrency;
+    try {
+      while (this.#active < concurrency && this.#queued > 0) {
+        const next = this.#lanes.next();
+        if (next.done === true) {
+          this.#queued = 0;
+          break;
+        }
+        this.#queued--;
+        this.#active++;
+        // A lane of one record is kept as its index until it starts (batches with one change per
+        // item are common). Lane.run never throws: what goes wrong inside it ends the lane, blocked.
+        const indexes = next.value;
+        new Lane<RunItem[]>(this, typeof indexes === 'number' ? [indexes] : indexes).run();
+      }
+    } finally {
+      this.#pumping = false;
+    }
+    if (this.#active === 0 && this.#queued === 0) this.#finished();
+    else this.#nothingMoreComing();
+  }
+
+  /**
+   * When every running lane waits and no lane is about to start, nothing can join a request that
+   * waits for the turn to end (or out `maxWaitMs`) until some request completes: send it now
+   * rather than idle. The check runs in a microtask, so that the lanes a completed request
+   * releases (all settled in one loop) have added their next records first. A lane waiting on
+   * another destination could have added more later; that costs a smaller request, never a stall.
    */
   #nothingMoreComing(): void {
-    if (this.starting || this.#waiting < this.#active) return;
-    // Queued lanes about to start in free slots may still join.
-    if (this.queued() > 0 && this.#active < this.#engine.app.concurrency) return;
-    for (const d of this.#dispatchers.values()) d.flushWaiting();
+    if (this.#pumping || this.#waiting < this.#active || this.#checkQueued) return;
+    this.#checkQueued = true;
+    queueMicrotask(this.#sendWaiting);
   }
 
-  /** Handles a lane's records strictly one after another (see {@link Lane}); resolves when the lane ends. */
-  runLane(indexes: readonly number[]): Promise<void> {
-    this.#active++;
-    return new Lane<RunItem[]>(this, indexes).start();
-  }
+  readonly #sendWaiting = (): void => {
+    this.#checkQueued = false;
+    if (this.#pumping || this.#waiting < this.#active) return;
+    // Lanes about to start in free slots may still join.
+    if (this.#queued > 0 && this.#active < this.#engine.app.concurrency) return;
+    // With a sink that answers at once, requests sent this way could chain in microtasks for the
+    // whole batch and keep timers (a worker's lease renewal) waiting: after a few, the requests
+    // wait for the turn to end again, which lets the event loop run.
+    if (this.#sentEarly >= MAX_EARLY_PER_TURN) return;
+    if (this.#sentEarly++ === 0) setImmediate(this.#turnEnded);
+    try {
+      for (const d of this.#dispatchers.values()) d.flushWaiting();
+      this.#dlq?.flushWaiting();
+    } catch (error) {
+      this.#engine.internalError(error);
+    }
+  };
 
   laneWaits(): void {
     this.#waiting++;
@@ -218,7 +280,7 @@ class Run implements LaneHost<RunItem[]> {
 
   laneEnded(): void {
     this.#active--;
-    this.#nothingMoreComing();
+    this.#pump();
   }
 
   alreadyDone(index: number): boolean {
@@ -236,9 +298,10 @@ class Run implements LaneHost<RunItem[]> {
     const raw = this.#records[index];
     let event: ChangeEvent;
     try {
-      const early = this.#early.get(index);
+      // Both maps are empty for most batches: no lookup per record then.
+      const early = this.#early.size === 0 ? undefined : this.#early.get(index);
       if (early?.error !== undefined) throw early.error;
-      event = early?.event ?? this.#takeDecoded(index) ?? this.#engine.decode(raw, this.#o);
+      event = early?.event ?? (this.#decoded.size === 0 ? undefined : this.#takeDecoded(index)) ?? this.#engine.decode(raw, this.#decodeOptions);
       if (this.#engine.app.replicated?.(event)) return done('replicated');
       const entity = event.entity === undefined ? undefined : this.#engine.entityByName.get(event.entity);
       if (entity?.schema) {
@@ -302,7 +365,7 @@ class Run implements LaneHost<RunItem[]> {
       let event: ChangeEvent;
       let routed: Target[];
       try {
-        event = early?.event ?? this.#decoded.get(index) ?? this.#engine.decode(raw, this.#o);
+        event = early?.event ?? this.#decoded.get(index) ?? this.#engine.decode(raw, this.#decodeOptions);
         this.#decoded.set(index, event);
         if (this.#engine.app.replicated?.(event)) break; // settled on its own
         if (event.entity !== undefined && this.#engine.entityByName.get(event.entity)?.schema) break;
@@ -445,7 +508,7 @@ class Run implements LaneHost<RunItem[]> {
 
   /** The targets whose sink has not acknowledged the record yet; `targets` itself when none has. */
   #unacknowledged(index: number, raw: unknown, targets: Target[]): Target[] {
-    const here = this.#acked.get(index);
+    const here = this.#acked.size === 0 ? undefined : this.#acked.get(index);
     const before = this.#ackedBefore(raw);
     if (here === undefined && before === undefined) return targets;
     return targets.filter((t) => !here?.has(t.route.sink.name) && !before?.has(t.route.sink.name));
@@ -688,8 +751,14 @@ export class Engine {
     }
   }
 
-  decode(raw: unknown, options: ProcessOptions): ChangeEvent {
-    return decodeRecord(raw, { streamArn: options.streamArn, shardId: options.shardId, numbers: this.app.numbers, entityOf: this.app.entityOf });
+  /** Decodes one record with its batch's {@link decodeOptions}; a subclass may add to the event (replay does). */
+  decode(raw: unknown, options: DecodeOptions): ChangeEvent {
+    return decodeRecord(raw, options);
+  }
+
+  /** The decoder's options for one batch: made once, not once per record. */
+  decodeOptions(options: ProcessOptions): DecodeOptions {
+    return { streamArn: options.streamArn, shardId: options.shardId, numbers: this.app.numbers, entityOf: this.app.entityOf };
   }
 
   /** The routes an event matches, each with the payload its sink gets. Throws {@link PoisonRecordError}. */
@@ -719,16 +788,17 @@ export class Engine {
    */
   async process(records: readonly unknown[], options: ProcessOptions = {}): Promise<BatchOutcome> {
     const started = this.clock.now();
-    const lanes = new Map<string, number[]>();
-    const unkeyed: number[][] = [];
+    const lanes = new Map<string, LaneIndexes>();
+    const unkeyed: number[] = [];
     const early = new Map<number, Early>();
     const ordering = this.app.ordering;
+    const decodeOptions = this.decodeOptions(options);
     for (let i = 0; i < records.length; i++) {
       const raw = records[i];
       let lane: string | undefined;
       if (typeof ordering === 'function') {
         try {
-          const event = this.decode(raw, options);
+          const event = this.decode(raw, decodeOptions);
           early.set(i, { event });
           lane = laneOfEvent(ordering, event);
         } catch (error) {
@@ -746,22 +816,16 @@ export class Engine {
         }
       }
       if (lane === undefined) {
-        unkeyed.push([i]); // no usable key: a lane of its own, where it is dead-lettered
+        unkeyed.push(i); // no usable key: a lane of its own, where it is dead-lettered
         continue;
       }
       const members = lanes.get(lane);
-      if (members) members.push(i);
-      else lanes.set(lane, [i]);
+      if (members === undefined) lanes.set(lane, i);
+      else if (typeof members === 'number') lanes.set(lane, [members, i]);
+      else members.push(i);
     }
     const run = new Run(this, records, early, options);
-
-    const queue = new PQueue({ concurrency: this.app.concurrency });
-    run.queued = () => queue.size;
-    // A lane never rejects (its failures end as statuses); the handler only keeps a bug from becoming an unhandled rejection.
-    for (const indexes of lanes.values()) queue.add(() => run.runLane(indexes)).catch(this.internalError);
-    for (const indexes of unkeyed) queue.add(() => run.runLane(indexes)).catch(this.internalError);
-    run.started();
-    await queue.onIdle();
+    await run.runLanes(unkeyed.length === 0 ? lanes.values() : [...lanes.values(), ...unkeyed][Symbol.iterator](), lanes.size + unkeyed.length);
 
     const counts: Record<RecordStatus, number> = { delivered: 0, 'dead-lettered': 0, unrouted: 0, skipped: 0, replicated: 0, blocked: 0, unfinished: 0 };
     let watermark = -1;

@@ -20,7 +20,10 @@ export interface LaneHost<R> {
   deliverRun(run: R, settled: (statuses: readonly RecordStatus[]) => void): void;
   /** Starts one record; `settled` may be called synchronously (unrouted, skipped). */
   handle(index: number, settled: (status: RecordStatus) => void): void;
-  /** A lane started waiting, stopped waiting, or ended (the host sends waiting requests when all lanes wait). */
+  /**
+   * A lane started waiting, stopped waiting, or ended (the host sends waiting requests when all
+   * lanes wait, and starts the next lane when one ends: `laneEnded` may start lanes synchronously).
+   */
   laneWaits(): void;
   laneResumes(): void;
   laneEnded(): void;
@@ -47,8 +50,8 @@ export interface LaneHost<R> {
  * | `choosing`, `waiting` | settled: `blocked`                   | `blocked`  | the rest is `blocked`                  |
  * | any live   | a step threw (a clock, a logger)                | `blocked`  | logged; the rest is `blocked`          |
  *
- * `blocked`, `stopped` and `done` are final: the lane's promise resolves, and a callback that
- * arrives late (after a step threw) changes nothing.
+ * `blocked`, `stopped` and `done` are final: the host is told (`laneEnded`), the promise of
+ * {@link start} resolves, and a callback that arrives late (after a step threw) changes nothing.
  */
 export class Lane<R> {
   #state: LaneState = 'idle';
@@ -58,7 +61,7 @@ export class Lane<R> {
   #early: RecordStatus | undefined;
   readonly #host: LaneHost<R>;
   readonly #indexes: readonly number[];
-  #resolve: () => void = () => {};
+  #resolve: (() => void) | undefined;
 
   constructor(host: LaneHost<R>, indexes: readonly number[]) {
     this.#host = host;
@@ -73,13 +76,21 @@ export class Lane<R> {
   start(): Promise<void> {
     return new Promise<void>((resolve) => {
       this.#resolve = resolve;
-      this.#state = 'choosing';
-      try {
-        this.#choose();
-      } catch (error) {
-        this.#broke(error);
-      }
+      this.run();
     });
+  }
+
+  /**
+   * `idle` → `choosing`, without a promise: the host learns of the end through `laneEnded`. The
+   * engine runs lanes this way, since a batch can hold one lane per record. Never throws.
+   */
+  run(): void {
+    this.#state = 'choosing';
+    try {
+      this.#choose();
+    } catch (error) {
+      this.#broke(error);
+    }
   }
 
   /** In `choosing`: starts records until one has to be waited for, or the lane ends. */
@@ -173,7 +184,7 @@ export class Lane<R> {
   #end(state: 'blocked' | 'stopped' | 'done'): void {
     const wasWaiting = this.#state === 'waiting';
     this.#state = state;
-    this.#resolve();
+    this.#resolve?.();
     if (wasWaiting) this.#host.laneResumes();
     this.#host.laneEnded();
   }

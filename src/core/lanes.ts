@@ -21,8 +21,28 @@ export const laneOfRaw = (app: App, raw: unknown): string | undefined => {
   // A partition key missing from the record's key is a misconfiguration (the engine logs it):
   // fall back to the whole item, which still keeps each item's order.
   if (app.ordering === 'partitionKey' && keys[app.partitionKey as string] !== undefined) return scalar(keys[app.partitionKey as string]);
+  // One or two key attributes (every DynamoDB table) without allocating their names: this runs
+  // for every record of a batch before anything else.
+  let first: string | undefined;
+  let second: string | undefined;
+  let more = false;
+  for (const name in keys) {
+    if (first === undefined) first = name;
+    else if (second === undefined) second = name;
+    else {
+      more = true;
+      break;
+    }
+  }
+  if (first === undefined) return undefined;
+  if (second === undefined) return scalar(keys[first]);
+  if (!more) {
+    const a = scalar(keys[first < second ? first : second]);
+    const b = scalar(keys[first < second ? second : first]);
+    // The length prefix keeps "a"+"bc" apart from "ab"+"c", whatever characters the values hold.
+    return a === undefined || b === undefined ? undefined : `${a.length}:${a}${b.length}:${b}`;
+  }
   const names = Object.keys(keys);
-  if (names.length === 1) return scalar(keys[names[0] as string]);
   if (names.length === 0) return undefined;
   names.sort();
   let lane: string | undefined = '';

@@ -1,7 +1,7 @@
 import type { App } from '../app.js';
 import { Engine } from '../core/engine.js';
 import type { BatchOutcome, ProcessOptions, RecordStatus } from '../core/engine.js';
-import type { ChangeEvent, ChangeKind } from '../events.js';
+import type { ChangeEvent, ChangeKind, DecodeOptions } from '../events.js';
 import type { Clock, Logger } from '../ports.js';
 import type { Route } from '../routes.js';
 import { routeName } from './select-routes.js';
@@ -49,7 +49,7 @@ export interface Overrides {
 class ReplayEngine extends Engine {
   readonly overrides = new WeakMap<object, Overrides>();
 
-  override decode(raw: unknown, options: ProcessOptions): ChangeEvent {
+  override decode(raw: unknown, options: DecodeOptions): ChangeEvent {
     const extra = raw !== null && typeof raw === 'object' ? this.overrides.get(raw) : undefined;
     if (extra === undefined) return super.decode(raw, options);
     const event = super.decode(raw, { ...options, ...(extra.shardId !== undefined ? { shardId: extra.shardId } : {}) });
@@ -95,12 +95,13 @@ export class Sender {
   /** Counts where each record goes (routes, sinks, kinds). */
   #count(records: readonly unknown[], options: ProcessOptions): void {
     const { counts } = this.#o;
+    const decodeOptions = this.#engine.decodeOptions(options);
     for (const raw of records) {
       counts.records++;
       let event: ChangeEvent;
       let routes: Route[];
       try {
-        event = this.#engine.decode(raw, options);
+        event = this.#engine.decode(raw, decodeOptions);
         routes = [...new Set(this.#engine.targetsOf(event).map((t) => t.route))];
       } catch {
         counts.invalid++;
