@@ -1,4 +1,4 @@
-import type { Lease, LeaseStore, NewLease } from '../worker/ports.js';
+import type { FleetState, Lease, LeaseStore, NewLease } from '../worker/ports.js';
 
 const keyOf = (streamArn: string, shardId: string) => `${streamArn}|${shardId}`;
 
@@ -43,18 +43,32 @@ export const leaseItemBytes = (lease: Lease): number =>
   s('doneAbove') + list(lease.doneAbove) +
   s('updatedAt') + num(1_767_225_600_000);
 
+interface FleetItem {
+  readonly beats: Map<string, string>;
+  version: number;
+}
+
+/** Size of the fleet item as `dynamoDbLeaseStore` writes it: key, stream, the `beats` map, `version`, `updatedAt`. */
+export const fleetItemBytes = (streamArn: string, fleet: FleetItem | undefined): number => {
+  if (!fleet) return 0;
+  let beats = 3;
+  for (const [id, token] of fleet.beats) beats += 1 + s(id) + s(token);
+  return s('leaseKey') + s(`${streamArn}|@fleet`) + s('streamArn') + s(streamArn) + s('beats') + beats + s('version') + num(fleet.version) + s('updatedAt') + num(1_767_225_600_000);
+};
+
 const writeUnits = (...bytes: number[]): number => Math.max(1, Math.ceil(Math.max(...bytes) / WRITE_UNIT));
 
 /**
- * A lease table in memory with the same conditional semantics as the DynamoDB one: every write
- * but `create` checks the owner and the fencing counter. `failNext` makes calls fail, to test how
+ * A lease table in memory with the same conditional semantics as the DynamoDB one: every lease
+ * write but `create` checks the owner and the fencing counter, heartbeats check the token. `failNext` makes calls fail, to test how
  * the worker rides out a lease table that is briefly unavailable. `capacity` meters the read and
  * write units the same calls would consume on DynamoDB (bench:scale reports them).
  */
 export class MemoryLeaseStore implements LeaseStore {
   readonly #items = new Map<string, Lease>();
+  readonly #fleets = new Map<string, FleetItem>();
   #failures = 0;
-  readonly calls = { create: 0, list: 0, take: 0, renew: 0, checkpoint: 0, release: 0, remove: 0 };
+  readonly calls = { create: 0, list: 0, take: 0, fleet: 0, beat: 0, unregister: 0, touch: 0, checkpoint: 0, release: 0, remove: 0 };
   readonly capacity: LeaseCapacity = { read: 0, write: 0, requests: { GetItem: 0, Scan: 0, PutItem: 0, UpdateItem: 0, DeleteItem: 0 }, writeBy: {}, readBy: {} };
 
   /** The next `count` calls reject with a transient error. */
@@ -113,12 +127,68 @@ export class MemoryLeaseStore implements LeaseStore {
     return true;
   }
 
-  /** A paginated, strongly consistent Scan of the whole table, filtered on the stream. */
+  /** A paginated, eventually consistent Scan of the whole table (fleet items included), filtered on the stream. */
   async list(streamArn: string): Promise<Lease[]> {
     this.calls.list++;
     this.#gate();
-    this.#meterScan('list', true);
+    this.#meterScan('list', false);
     return [...this.#items.values()].filter((l) => l.streamArn === streamArn);
+  }
+
+  /** The fleet item as stored now (for tests). */
+  fleetNow(streamArn: string): FleetState {
+    const fleet = this.#fleets.get(streamArn);
+    return { beats: new Map(fleet?.beats ?? []), version: fleet?.version ?? 0 };
+  }
+
+  async fleet(streamArn: string, consistent: boolean): Promise<FleetState> {
+    this.calls.fleet++;
+    this.#gate();
+    this.capacity.requests.GetItem++;
+    this.#meterRead(consistent ? 'fleet (consistent)' : 'fleet', Math.max(1, Math.ceil(fleetItemBytes(streamArn, this.#fleets.get(streamArn)) / READ_UNIT)) * (consistent ? 1 : 0.5));
+    return this.fleetNow(streamArn);
+  }
+
+  /** One UpdateItem on the fleet item, metered on its size before and after; `change` returns false for a failed condition. */
+  #fleetWrite(call: string, streamArn: string, change: (fleet: FleetItem) => boolean): boolean {
+    this.#gate();
+    const fleet = this.#fleets.get(streamArn) ?? { beats: new Map<string, string>(), version: 0 };
+    const before = fleetItemBytes(streamArn, this.#fleets.get(streamArn));
+    const ok = change(fleet);
+    if (ok) this.#fleets.set(streamArn, fleet);
+    this.capacity.requests.UpdateItem++;
+    const units = writeUnits(before, ok ? fleetItemBytes(streamArn, fleet) : 0);
+    this.capacity.write += units;
+    this.capacity.writeBy[call] = (this.capacity.writeBy[call] ?? 0) + units;
+    return ok;
+  }
+
+  async beat(streamArn: string, workerId: string, previous: string | undefined, next: string, join = false): Promise<boolean> {
+    this.calls.beat++;
+    return this.#fleetWrite(join ? 'join' : 'beat', streamArn, (fleet) => {
+      if (fleet.beats.get(workerId) !== previous) return false;
+      fleet.beats.set(workerId, next);
+      if (join) fleet.version++;
+      return true;
+    });
+  }
+
+  async unregister(streamArn: string, workerId: string, token: string): Promise<boolean> {
+    this.calls.unregister++;
+    return this.#fleetWrite('unregister', streamArn, (fleet) => {
+      if (fleet.beats.get(workerId) !== token) return false;
+      fleet.beats.delete(workerId);
+      fleet.version++;
+      return true;
+    });
+  }
+
+  async touch(streamArn: string): Promise<void> {
+    this.calls.touch++;
+    this.#fleetWrite('touch', streamArn, (fleet) => {
+      fleet.version++;
+      return true;
+    });
   }
 
   /** Meters a Scan of every item: pages of at most 1 MB, each rounded up to 4 KB units. */
@@ -129,8 +199,9 @@ export class MemoryLeaseStore implements LeaseStore {
       this.#meterRead(call, Math.max(1, Math.ceil(page / READ_UNIT)) * (consistent ? 1 : 0.5));
       page = 0;
     };
-    for (const item of this.#items.values()) {
-      const bytes = leaseItemBytes(item);
+    const sizes = [...this.#items.values()].map(leaseItemBytes);
+    for (const [streamArn, fleet] of this.#fleets) sizes.push(fleetItemBytes(streamArn, fleet));
+    for (const bytes of sizes) {
       if (page + bytes > SCAN_PAGE_BYTES) endPage();
       page += bytes;
     }
@@ -141,12 +212,6 @@ export class MemoryLeaseStore implements LeaseStore {
     this.calls.take++;
     this.#gate();
     return this.#update('take', lease, { owner, counter: lease.counter + 1 }, false);
-  }
-
-  async renew(lease: Lease): Promise<Lease | undefined> {
-    this.calls.renew++;
-    this.#gate();
-    return this.#update('renew', lease, { counter: lease.counter + 1 }, true);
   }
 
   async checkpoint(lease: Lease, checkpoint: string, doneAbove: readonly string[]): Promise<boolean> {
