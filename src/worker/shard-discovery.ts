@@ -98,10 +98,13 @@ export class ShardDiscovery {
     }
   }
 
-  /** A shard ended: leases for its children now, rather than at the next discovery. */
+  /**
+   * A shard ended: leases for its children now, rather than at the next discovery. Only when the
+   * children cannot be looked up does a full discovery run at once (DescribeStream of every
+   * shard: a fleet with many shards ending would otherwise ask for all of them each time).
+   */
   async addChildrenOf(shardId: string): Promise<void> {
     const { streamArn } = this.#o;
-    this.soon();
     try {
       const children = await this.#o.streams.childShards(streamArn, shardId, this.#o.signal);
       let created = 0;
@@ -110,7 +113,8 @@ export class ShardDiscovery {
       }
       if (created > 0) this.#o.onCreated?.();
     } catch (error) {
-      this.#o.logger.warn({ err: describeError(error), shardId }, 'looking up child shards failed; the next discovery finds them');
+      this.soon();
+      this.#o.logger.warn({ err: describeError(error), shardId }, 'looking up child shards failed; a discovery finds them');
     }
   }
 
