@@ -152,6 +152,9 @@ export class LeaseKeeper {
    * is released (else they expire a lease duration after the last heartbeat). True when removed.
    */
   async leave(): Promise<boolean> {
+    // A heartbeat on its way would move the token under the removal: let it land first (stop()
+    // sends no new one), within the fence.
+    if (this.#beating) await within(this.#o.clock, this.#beating, this.#fenceMs);
     const token = this.#token;
     if (token === undefined || this.unsettled().length > 0 || this.#kept.size > 0) return false;
     try {

@@ -370,7 +370,9 @@ export class Worker {
   async #takeAndBalance(leases: readonly Lease[], fleet: FleetState): Promise<void> {
     const byShard = new Map(leases.map((l) => [l.shardId, l]));
     const open = leases.filter((l) => l.checkpoint !== 'SHARD_END' && this.#discovery.ready(l, byShard));
-    const held = new Set([...this.#readers.keys()].filter((s) => !this.#handingBack.has(s)));
+    // Only open shards count: a reader of a shard that just ended releases it anyway.
+    const openIds = new Set(open.map((l) => l.shardId));
+    const held = new Set([...this.#readers.keys()].filter((s) => openIds.has(s) && !this.#handingBack.has(s)));
     const plan = planRound({ workerId: this.workerId, open, members: new Set(fleet.beats.keys()), held });
     let moved = false;
     for (const shardId of [...held].slice(plan.target)) {
