@@ -20,7 +20,7 @@ export interface DynamoDbLeaseStoreOptions {
   readonly tableName: string;
   /**
    * The client to use. Give it a small `maxAttempts`: a lease write that hangs in SDK retries
-   * holds up renewals while peers' lease clocks keep running.
+   * holds up heartbeats while peers' clocks keep running.
    * @default a new `DynamoDBClient({ maxAttempts: 3, region, endpoint })` with the credentials of the environment
    */
   readonly client?: DynamoDBClient;
@@ -229,7 +229,7 @@ export const ensureLeaseTable = async (options: EnsureLeaseTableOptions): Promis
  * | `leaseKey` | S (partition key) | `<streamArn>\|<shardId>` |
  * | `streamArn`, `shardId` | S | the shard |
  * | `owner` | S | the worker holding the lease; absent when free |
- * | `counter` | N | fencing counter, 0 at creation; take, renew and release add one |
+ * | `counter` | N | fencing counter, 0 at creation; take and release add one |
  * | `checkpoint` | S | sequence number or `TRIM_HORIZON` / `LATEST` / `SHARD_END` |
  * | `parents` | L of S | parent shard ids, may be empty |
  * | `doneAbove` | L of S | sequence numbers done after the checkpoint |
@@ -237,9 +237,12 @@ export const ensureLeaseTable = async (options: EnsureLeaseTableOptions): Promis
  *
  * Every write but `create` is conditional on `counter` (and, for the holder's writes, `owner`);
  * a failed condition is reported as `undefined` / `false`, any other error propagates. `list` is
- * a strongly consistent Scan of the whole table filtered on `streamArn`: a lease table serves one
- * stream, so it holds a few hundred items at most (live shards plus recently closed ones).
- * Writes by a lease with no owner (`renew`, `checkpoint`, `release`) fail without a request.
+ * an eventually consistent Scan of every page, filtered on `streamArn` and `attribute_exists(shardId)`
+ * (workers decide nothing on it but conditional writes): a lease table serves one stream, so it
+ * holds its live shards plus the recently closed ones, about 300 bytes each.
+ * Writes by a lease with no owner (`checkpoint`, `release`) fail without a request. One more item
+ * per stream, `<streamArn>|@fleet`, holds every worker's heartbeat and a change marker (`fleet`,
+ * `beat`, `unregister`, `touch`; docs/lease-table.md).
  *
  * @example
  * import { dynamoDbLeaseStore, ensureLeaseTable } from 'dynamo-cdc/worker';

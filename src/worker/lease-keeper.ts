@@ -398,7 +398,7 @@ export class LeaseKeeper {
   }
 
   /**
-   * Releases a lease this worker holds in the table but keeps no more (a late take or renewal
+   * Releases a lease this worker holds in the table but keeps no more (a late take, or a heartbeat
    * landed), conditional on the counter that write set: once its reader has finished and `notBefore`
    * has come (or the keeper stops). A refusal means someone moved it meanwhile: nothing to do.
    */

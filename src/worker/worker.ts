@@ -137,9 +137,11 @@ const batching = (options: WorkerOptions): { batchSize: number; batchWindowMs: n
  * processes through a lease table, and runs the same engine as the Lambda shape.
  *
  * It is three small parts on loops of their own, and the shard readers: the {@link LeaseKeeper}
- * renews this worker's leases on a timer nothing else can delay and fences deliveries by time;
- * {@link ShardDiscovery} gives every shard a lease; the coordinator lists the lease table, notices
- * leases taken away, and takes free, expired or (to balance, see {@link planTakes}) peers' leases.
+ * keeps this worker's leases with one heartbeat on a timer nothing else can delay and fences deliveries by time;
+ * {@link ShardDiscovery} gives every shard a lease; the coordinator reads the fleet item (heartbeats
+ * and a change marker) every round, expires silent peers, and when the marker moved lists the lease
+ * table, notices leases taken away, takes free leases and hands back those above its fair share
+ * (see {@link planRound}).
  *
  * @example
  * const worker = new Worker({ app, streamArn, streams: dynamoDbStreamsApi({}), leases: dynamoDbLeaseStore({ tableName: 'dynamo-cdc-leases' }) });
@@ -497,7 +499,7 @@ export class Worker {
     this.#log.info({ shards: this.ownedShards }, 'worker stopping: draining shards');
     const readers = [...this.#readers.values()];
     for (const reader of readers) reader.stop();
-    // The keeper goes on renewing while readers drain. A coordination round in flight (a take, say)
+    // The keeper goes on beating while readers drain. A coordination round in flight (a take, say)
     // ends meanwhile; a lease it takes now is released at once.
     const drained = Promise.all([...readers.map((r) => r.finished), this.#loops]);
     const timer = new AbortController();
