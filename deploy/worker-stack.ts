@@ -27,7 +27,7 @@ export interface DynamoCdcWorkerStackProps extends StackProps {
 export const WORKER_HEALTH = { port: 9464, path: '/healthz' } as const;
 
 /** The lease table actions of `dynamoDbLeaseStore` and `ensureLeaseTable` (the stack creates the table, so no CreateTable). */
-export const LEASE_TABLE_ACTIONS = ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:Scan', 'dynamodb:DescribeTable'] as const;
+export const LEASE_TABLE_ACTIONS = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:Scan', 'dynamodb:DescribeTable'] as const;
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 

@@ -27,7 +27,7 @@ const LEASE_DURATION: FlagSpec = {
   value: '<ms>',
   env: 'LEASE_DURATION_MS',
   default: '10000',
-  help: "A lease not renewed for this long is taken over by a peer; the holder renews at a third of it. Use the same value on every worker of a stream.",
+  help: "A worker whose heartbeat has not moved for this long is expired and its leases taken over by peers; each worker beats at a sixth of it. Use the same value on every worker of a stream.",
 };
 const INITIAL_POSITION: FlagSpec = {
   name: 'initial-position',

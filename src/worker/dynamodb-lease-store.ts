@@ -4,6 +4,7 @@ import {
   DeleteItemCommand,
   DescribeTableCommand,
   DynamoDBClient,
+  GetItemCommand,
   PutItemCommand,
   ScanCommand,
   UpdateContinuousBackupsCommand,
@@ -11,7 +12,7 @@ import {
   waitUntilTableExists,
 } from '@aws-sdk/client-dynamodb';
 import { ConfigError } from '../errors.js';
-import type { Lease, LeaseStore } from './ports.js';
+import type { FleetState, Lease, LeaseStore } from './ports.js';
 
 /** Options of {@link dynamoDbLeaseStore}. */
 export interface DynamoDbLeaseStoreOptions {
@@ -19,7 +20,7 @@ export interface DynamoDbLeaseStoreOptions {
   readonly tableName: string;
   /**
    * The client to use. Give it a small `maxAttempts`: a lease write that hangs in SDK retries
-   * holds up renewals while peers' lease clocks keep running.
+   * holds up heartbeats while peers' clocks keep running.
    * @default a new `DynamoDBClient({ maxAttempts: 3, region, endpoint })` with the credentials of the environment
    */
   readonly client?: DynamoDBClient;
@@ -60,7 +61,22 @@ const NAMES = {
   doneAbove: { '#doneAbove': 'doneAbove' },
   updatedAt: { '#updatedAt': 'updatedAt' },
   streamArn: { '#streamArn': 'streamArn' },
+  shardId: { '#shardId': 'shardId' },
+  beats: { '#beats': 'beats' },
+  version: { '#version': 'version' },
 } as const;
+
+/** The key of a stream's fleet item: shard ids never start with `@`. */
+const fleetKeyOf = (streamArn: string): Record<string, AttributeValue> => ({ [KEY]: { S: `${streamArn}|@fleet` } });
+
+const toFleet = (item: Record<string, AttributeValue> | undefined): FleetState => {
+  if (!item) return { beats: new Map(), version: 0 };
+  const beats = new Map<string, string>();
+  for (const [workerId, token] of Object.entries(item['beats']?.M ?? {})) if (token.S !== undefined) beats.set(workerId, token.S);
+  const version = Number(item['version']?.N ?? 0);
+  if (!Number.isSafeInteger(version)) throw corrupt(item, `\`version\` is not an integer, got \`${String(item['version']?.N)}\``);
+  return { beats, version };
+};
 
 /** The lease table key of a shard's lease. */
 export const leaseKeyOf = (streamArn: string, shardId: string): string => `${streamArn}|${shardId}`;
@@ -214,7 +230,7 @@ export const ensureLeaseTable = async (options: EnsureLeaseTableOptions): Promis
  * | `leaseKey` | S (partition key) | `<streamArn>\|<shardId>` |
  * | `streamArn`, `shardId` | S | the shard |
  * | `owner` | S | the worker holding the lease; absent when free |
- * | `counter` | N | fencing counter, 0 at creation; take, renew and release add one |
+ * | `counter` | N | fencing counter, 0 at creation; take and release add one |
  * | `checkpoint` | S | sequence number or `TRIM_HORIZON` / `LATEST` / `SHARD_END` |
  * | `parents` | L of S | parent shard ids, may be empty |
  * | `doneAbove` | L of S | sequence numbers done after the checkpoint |
@@ -222,9 +238,12 @@ export const ensureLeaseTable = async (options: EnsureLeaseTableOptions): Promis
  *
  * Every write but `create` is conditional on `counter` (and, for the holder's writes, `owner`);
  * a failed condition is reported as `undefined` / `false`, any other error propagates. `list` is
- * a strongly consistent Scan of the whole table filtered on `streamArn`: a lease table serves one
- * stream, so it holds a few hundred items at most (live shards plus recently closed ones).
- * Writes by a lease with no owner (`renew`, `checkpoint`, `release`) fail without a request.
+ * an eventually consistent Scan of every page, filtered on `streamArn` and `attribute_exists(shardId)`
+ * (workers decide nothing on it but conditional writes): a lease table serves one stream, so it
+ * holds its live shards plus the recently closed ones, about 300 bytes each.
+ * Writes by a lease with no owner (`checkpoint`, `release`) fail without a request. One more item
+ * per stream, `<streamArn>|@fleet`, holds every worker's heartbeat and a change marker (`fleet`,
+ * `beat`, `unregister`, `touch`; docs/lease-table.md).
  *
  * @example
  * import { dynamoDbLeaseStore, ensureLeaseTable } from 'dynamo-cdc/worker';
@@ -272,6 +291,33 @@ export const dynamoDbLeaseStore = (options: DynamoDbLeaseStoreOptions): LeaseSto
     }
   };
 
+  /** Sends a conditional write: false when its condition failed. */
+  const conditional = async (command: UpdateItemCommand): Promise<boolean> => {
+    try {
+      await client.send(command);
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
+  };
+
+  /** Creates a stream's fleet item with an empty map of heartbeats, unless it exists. */
+  const ensureFleetItem = async (streamArn: string): Promise<void> => {
+    try {
+      await client.send(
+        new PutItemCommand({
+          TableName: tableName,
+          Item: { ...fleetKeyOf(streamArn), streamArn: { S: streamArn }, beats: { M: {} }, version: n(0), updatedAt: n(Date.now()) },
+          ConditionExpression: 'attribute_not_exists(#leaseKey)',
+          ExpressionAttributeNames: NAMES.leaseKey,
+        }),
+      );
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+    }
+  };
+
   /** The holder's condition: still `lease.owner` at `lease.counter`. */
   const heldBy = (lease: Lease & { owner: string }) => ({
     ConditionExpression: '#owner = :owner AND #counter = :expected',
@@ -315,9 +361,8 @@ export const dynamoDbLeaseStore = (options: DynamoDbLeaseStoreOptions): LeaseSto
         const page = await client.send(
           new ScanCommand({
             TableName: tableName,
-            ConsistentRead: true,
-            FilterExpression: '#streamArn = :streamArn',
-            ExpressionAttributeNames: NAMES.streamArn,
+            FilterExpression: '#streamArn = :streamArn AND attribute_exists(#shardId)',
+            ExpressionAttributeNames: { ...NAMES.streamArn, ...NAMES.shardId },
             ExpressionAttributeValues: { ':streamArn': { S: streamArn } },
             ...(startKey ? { ExclusiveStartKey: startKey } : {}),
           }),
@@ -337,15 +382,50 @@ export const dynamoDbLeaseStore = (options: DynamoDbLeaseStoreOptions): LeaseSto
       });
     },
 
-    async renew(lease) {
-      if (!hasOwner(lease)) return undefined;
-      const held = heldBy(lease);
-      return update(lease, {
-        UpdateExpression: 'SET #counter = #counter + :one, #updatedAt = :now',
-        ConditionExpression: held.ConditionExpression,
-        ExpressionAttributeNames: { ...held.names, ...NAMES.updatedAt },
-        ExpressionAttributeValues: { ...held.values, ':one': n(1), ':now': n(Date.now()) },
-      });
+    async fleet(streamArn, consistent) {
+      const { Item: item } = await client.send(new GetItemCommand({ TableName: tableName, Key: fleetKeyOf(streamArn), ConsistentRead: consistent }));
+      return toFleet(item);
+    },
+
+    async beat(streamArn, workerId, previous, next, join = false) {
+      // The map of heartbeats must exist before one of its entries can be set: create the fleet
+      // item on the first registration (a conditional put that loses harmlessly to a peer's).
+      if (previous === undefined) await ensureFleetItem(streamArn);
+      return conditional(
+        new UpdateItemCommand({
+          TableName: tableName,
+          Key: fleetKeyOf(streamArn),
+          UpdateExpression: join ? 'SET #beats.#worker = :next, #updatedAt = :now ADD #version :one' : 'SET #beats.#worker = :next, #updatedAt = :now',
+          ConditionExpression: previous === undefined ? 'attribute_not_exists(#beats.#worker)' : '#beats.#worker = :previous',
+          ExpressionAttributeNames: { ...NAMES.beats, '#worker': workerId, ...NAMES.updatedAt, ...(join ? NAMES.version : {}) },
+          ExpressionAttributeValues: { ':next': { S: next }, ':now': n(Date.now()), ...(join ? { ':one': n(1) } : {}), ...(previous === undefined ? {} : { ':previous': { S: previous } }) },
+        }),
+      );
+    },
+
+    async unregister(streamArn, workerId, token) {
+      return conditional(
+        new UpdateItemCommand({
+          TableName: tableName,
+          Key: fleetKeyOf(streamArn),
+          UpdateExpression: 'REMOVE #beats.#worker SET #updatedAt = :now ADD #version :one',
+          ConditionExpression: '#beats.#worker = :token',
+          ExpressionAttributeNames: { ...NAMES.beats, '#worker': workerId, ...NAMES.updatedAt, ...NAMES.version },
+          ExpressionAttributeValues: { ':token': { S: token }, ':now': n(Date.now()), ':one': n(1) },
+        }),
+      );
+    },
+
+    async touch(streamArn) {
+      await client.send(
+        new UpdateItemCommand({
+          TableName: tableName,
+          Key: fleetKeyOf(streamArn),
+          UpdateExpression: 'SET #streamArn = :streamArn, #beats = if_not_exists(#beats, :empty), #updatedAt = :now ADD #version :one',
+          ExpressionAttributeNames: { ...NAMES.streamArn, ...NAMES.beats, ...NAMES.updatedAt, ...NAMES.version },
+          ExpressionAttributeValues: { ':streamArn': { S: streamArn }, ':empty': { M: {} }, ':now': n(Date.now()), ':one': n(1) },
+        }),
+      );
     },
 
     async checkpoint(lease, checkpoint, doneAbove) {

@@ -1,12 +1,13 @@
+import { randomUUID } from 'node:crypto';
 import { describeError } from '../errors.js';
 import type { Clock, Logger } from '../ports.js';
 import type { Lease, LeaseStore } from './ports.js';
 
-/** A held lease is renewed once this fraction of the lease duration has passed since its last renewal. */
+/** The worker's heartbeat is sent once this fraction of the lease duration has passed since the last one. */
 export const RENEW_FRACTION = 1 / 6;
 /**
- * A held lease is fresh (deliveries may start) for this fraction of the lease duration after the
- * renewal that last moved its counter was sent; then the keeper drops it. See docs/lease-table.md.
+ * The worker's leases are fresh (deliveries may start) for this fraction of the lease duration
+ * after the heartbeat that last succeeded was sent; then the keeper drops them. See docs/lease-table.md.
  */
 export const FENCE_FRACTION = 1 / 2;
 
@@ -15,9 +16,11 @@ export interface LeaseKeeperOptions {
   readonly store: LeaseStore;
   readonly clock: Clock;
   readonly logger: Logger;
-  /** Peers take a lease whose counter has not moved for this long on their clock. */
+  readonly streamArn: string;
+  readonly workerId: string;
+  /** Peers expire a worker whose heartbeat has not moved for this long on their clock. */
   readonly leaseDurationMs: number;
-  /** Called once for a lease that is lost: a write was refused, or it went unrenewed past the fence. */
+  /** Called once for a lease that is lost: a write was refused, the heartbeat was refused, or it went unrenewed past the fence. */
   readonly onLost: (shardId: string, why: string) => void;
   /**
    * Resolves once nothing of this worker delivers the shard any more (its reader, aborted when the
@@ -25,7 +28,7 @@ export interface LeaseKeeperOptions {
    * @default resolves at once
    */
   readonly quiet?: (shardId: string) => Promise<void>;
-  /** Called when a lease that a late take or renewal left to this worker was released. @default none */
+  /** Called when a lease that a late take, or a heartbeat that came back, left to this worker was released. @default none */
   readonly onStrayReleased?: (shardId: string) => void;
 }
 
@@ -54,32 +57,27 @@ const within = async <T>(clock: Clock, promise: Promise<T>, ms: number): Promise
 
 interface Kept {
   lease: Lease;
-  /** This worker's clock when the write that set `lease.counter` (take or renewal) was sent. */
-  renewedAt: number;
-  /** When the last renewal attempt was sent, successful or not. */
-  attemptedAt: number;
-  renewing: boolean;
   releasing: boolean;
   /** A write of this lease is in flight (or abandoned and maybe still in flight, see `abandoned`). */
   busy: boolean;
-  /** Writers waiting for the lease's one write at a time; renewals go first. */
+  /** Writers waiting for the lease's one write at a time. */
   readonly queue: (() => void)[];
   /**
    * A checkpoint write was given up on while still unanswered: it may yet land at this counter, so
-   * no other checkpoint is written before a renewal moves the counter (else the late one could
-   * overwrite a newer checkpoint).
+   * no other checkpoint is written before it settles (else the late one could overwrite a newer checkpoint).
    */
   abandoned: boolean;
 }
 
 /**
- * Keeps this worker's leases: renews each on a timer of its own that nothing else awaits (not
- * discovery, listing, taking, nor another lease's writes), judges whether a lease is fresh enough
- * for a delivery to start, and drops one that went unrenewed past the fence. A lease that a late
- * take or renewal leaves to this worker although it keeps none is released (docs/lease-table.md). A lease's writes
- * (renewals, checkpoints, its release) are all conditional on its counter, so they go one at a
- * time; a renewal goes before waiting checkpoints, and a checkpoint that hangs is given up on once
- * the renewal is overdue, so a slow checkpoint cannot hold the renewal past the fence.
+ * Keeps this worker's leases alive with **one heartbeat for the whole worker** (an item in the
+ * lease table that its counter-like token moves every sixth of a lease duration), on a timer of its
+ * own that nothing else awaits (not discovery, listing, taking, nor any lease's writes). Judges
+ * whether a lease is fresh enough for a delivery to start, and drops every lease once the
+ * heartbeat went unrenewed past the fence or was refused (a peer expired this worker). A lease's
+ * own writes (checkpoints, its release) are conditional on its counter, so they go one at a time;
+ * a lease that a late take, or a heartbeat that came back after a drop, leaves to this worker is
+ * released (docs/lease-table.md).
  */
 export class LeaseKeeper {
   readonly #o: LeaseKeeperOptions;
@@ -87,10 +85,23 @@ export class LeaseKeeper {
   readonly #renewMs: number;
   readonly #fenceMs: number;
   readonly #stop = new AbortController();
+  readonly #incarnation = randomUUID().slice(0, 8);
   #wake = new AbortController();
   #loop: Promise<void> | undefined;
-  /** Renewals on their way, of kept leases and of leases dropped meanwhile. */
-  readonly #renewals = new Set<Kept>();
+  /** This worker's heartbeat token in the table, as far as it knows; `undefined` while it is not registered. */
+  #token: string | undefined;
+  #beats = 0;
+  /** When the last heartbeat (or registration) that succeeded was sent. */
+  #renewedAt = -Infinity;
+  #attemptedAt = -Infinity;
+  /** A heartbeat or a registration is on its way. */
+  #beating: Promise<void> | undefined;
+  /** While joining: the heartbeat another process left under this worker's id, and since when it has not moved. */
+  #joinSeen: { token: string; since: number } | undefined;
+  /** When this worker last registered. */
+  #joinedAt = -Infinity;
+  /** Leases dropped at the fence or at a refused heartbeat, and not before when they may be released. */
+  readonly #dropped = new Map<string, { lease: Lease; notBefore: number }>();
   /** Releases of stray leases (held again by a late write after being dropped), by shard. */
   readonly #strays = new Map<string, Promise<void>>();
   /** Stray leases whose release failed or went unanswered: they expire instead. */
@@ -102,48 +113,91 @@ export class LeaseKeeper {
     this.#fenceMs = options.leaseDurationMs * FENCE_FRACTION;
   }
 
-  /** Starts the renewal timer. */
+  /** Starts registering and the heartbeat timer. */
   start(): void {
     this.#loop ??= this.#run();
   }
 
+  /** Resolves when the heartbeat or registration on its way (the first one, right after start()) has settled. */
+  settled(): Promise<void> {
+    return this.#beating ?? Promise.resolve();
+  }
+
+  /** True while this worker is registered in the fleet (its heartbeat is in the table). */
+  get registered(): boolean {
+    return this.#token !== undefined;
+  }
+
+  /** When this worker last registered (leases a previous process left under its id are released from then on). */
+  get joinedAt(): number {
+    return this.#joinedAt;
+  }
+
   /**
-   * Stops the timer and forgets every lease (release them first). Stray releases under way are sent
-   * at once and waited for; a renewal still unanswered is not: if it lands, its lease is released then.
+   * Stops the timer and forgets every lease (release them first). Dropped and stray leases are
+   * released at once and waited for; a heartbeat still unanswered is not.
    */
   async stop(): Promise<void> {
     this.#stop.abort();
     this.#wake.abort();
     this.#kept.clear();
+    for (const { lease, notBefore } of this.#dropped.values()) this.#releaseStray(lease, notBefore, 'lease dropped earlier released at shutdown');
+    this.#dropped.clear();
     await this.#loop;
     await Promise.all(this.#strays.values());
   }
 
   /**
-   * Shards whose lease this worker may still hold in the table although it keeps none: a renewal
-   * of a dropped lease still unanswered (released if it lands), a stray release under way, or one
-   * that failed (the lease expires instead).
+   * Removes this worker's heartbeat so peers count it out at once: only when every lease it had
+   * is released (else they expire a lease duration after the last heartbeat). True when removed.
+   */
+  async leave(): Promise<boolean> {
+    // A heartbeat on its way would move the token under the removal: let it land first (stop()
+    // sends no new one), within the fence.
+    if (this.#beating) await within(this.#o.clock, this.#beating, this.#fenceMs);
+    const token = this.#token;
+    if (token === undefined || this.unsettled().length > 0 || this.#kept.size > 0) return false;
+    try {
+      const outcome = await within(this.#o.clock, this.#o.store.unregister(this.#o.streamArn, this.#o.workerId, token), this.#fenceMs);
+      return !outcome.late && outcome.value;
+    } catch (error) {
+      this.#o.logger.warn({ err: describeError(error) }, 'removing the heartbeat failed; it expires instead');
+      return false;
+    }
+  }
+
+  /**
+   * Shards whose lease this worker may still hold in the table although it keeps none: dropped
+   * leases not released yet, a stray release under way, or one that failed (the lease expires instead).
    */
   unsettled(): string[] {
-    const shards = new Set([...this.#strays.keys(), ...this.#expiring]);
-    for (const kept of this.#renewals) if (this.#kept.get(kept.lease.shardId) !== kept) shards.add(kept.lease.shardId);
-    return [...shards].sort();
+    return [...new Set([...this.#strays.keys(), ...this.#expiring, ...this.#dropped.keys()])].sort();
   }
 
   /**
    * Keeps a lease this worker just took; `sentAt` is when the take request was sent. False when the
-   * take came back too late to be fresh (past the fence): then the lease is not kept but released,
-   * at `quietAt` at the earliest (when its previous holder surely stopped delivering; stop() cuts
-   * that wait short), so that a peer or this worker takes it at once rather than a lease duration later.
+   * take came back while the heartbeat was past the fence (or this worker was not registered): then
+   * the lease is not kept but released, at `quietAt` at the earliest, so that a peer or this worker
+   * takes it at once rather than a lease duration later.
    */
   add(lease: Lease, sentAt: number, quietAt = sentAt): boolean {
-    if (this.#o.clock.now() - sentAt >= this.#fenceMs) {
-      this.#releaseStray(lease, quietAt, 'lease take answered past the fence; released rather than read');
+    if (!this.registered || this.#o.clock.now() - this.#renewedAt >= this.#fenceMs) {
+      this.#releaseStray(lease, Math.max(quietAt, sentAt), 'lease take answered while the heartbeat was past the fence; released rather than read');
       return false;
     }
-    this.#kept.set(lease.shardId, { lease, renewedAt: sentAt, attemptedAt: sentAt, renewing: false, releasing: false, busy: false, queue: [], abandoned: false });
-    this.#wake.abort();
+    this.#dropped.delete(lease.shardId);
+    this.#kept.set(lease.shardId, { lease, releasing: false, busy: false, queue: [], abandoned: false });
     return true;
+  }
+
+  /**
+   * Releases a lease a previous process left under this worker's id (it keeps none of it), once
+   * `notBefore` has come; nothing when the keeper already deals with the shard.
+   */
+  releaseForeign(lease: Lease, notBefore: number): void {
+    const { shardId } = lease;
+    if (this.#kept.has(shardId) || this.#strays.has(shardId) || this.#dropped.has(shardId) || this.#expiring.has(shardId)) return;
+    this.#releaseStray(lease, notBefore, 'lease left by an earlier process with this worker id released');
   }
 
   /** The lease as this worker holds it, or `undefined` when it holds none for the shard. */
@@ -151,10 +205,10 @@ export class LeaseKeeper {
     return this.#kept.get(shardId)?.lease;
   }
 
-  /** True while a delivery may start: the lease's last renewal was sent less than the fence ago. */
+  /** True while a delivery may start: the last heartbeat that succeeded was sent less than the fence ago. */
   fresh(shardId: string): boolean {
     const kept = this.#kept.get(shardId);
-    return kept !== undefined && !kept.releasing && this.#o.clock.now() - kept.renewedAt < this.#fenceMs;
+    return kept !== undefined && !kept.releasing && this.registered && this.#o.clock.now() - this.#renewedAt < this.#fenceMs;
   }
 
   /** Forgets a lease without writing (the worker lost it some other way). */
@@ -170,21 +224,26 @@ export class LeaseKeeper {
   async checkpoint(shardId: string, checkpoint: string, doneAbove: readonly string[]): Promise<boolean> {
     const kept = this.#kept.get(shardId);
     if (!kept) return false;
-    if (!(await this.#acquire(kept, false))) return false;
+    if (!(await this.#acquire(kept))) return false;
     if (kept.abandoned) {
       this.#next(kept);
-      throw new LeaseWriteSkipped('an earlier checkpoint write of this lease is still unanswered; the checkpoint is written after the next renewal');
+      throw new LeaseWriteSkipped('an earlier checkpoint write of this lease is still unanswered; the checkpoint is written once it settled');
     }
     try {
-      // A due renewal waits for a checkpoint half a renewal period at most: then the checkpoint is
-      // given up on and the lane handed to the renewal, which still has a renewal period and a half
-      // before the fence.
-      const outcome = await within(this.#o.clock, this.#o.store.checkpoint(kept.lease, checkpoint, doneAbove), this.#budget(kept.renewedAt + 1.5 * this.#renewMs));
+      // A checkpoint unanswered for half a lease duration is given up on, so that a release (at
+      // shutdown, or to balance) does not wait behind it; it may still land, so no other
+      // checkpoint of the lease is written until it settled.
+      const write = this.#o.store.checkpoint(kept.lease, checkpoint, doneAbove);
+      const outcome = await within(this.#o.clock, write, this.#fenceMs);
       if (outcome.late) {
         kept.abandoned = true;
-        throw new LeaseWriteSkipped('checkpoint write unanswered while the lease renewal was due; it is written again later');
+        void write.then(
+          () => (kept.abandoned = false),
+          () => (kept.abandoned = false),
+        );
+        throw new LeaseWriteSkipped('checkpoint write unanswered for half a lease duration; it is written again later');
       }
-      if (!outcome.value) this.#lose(kept, 'checkpoint refused: lease taken by another worker');
+      if (!outcome.value) this.#lose(kept, 'checkpoint refused: lease taken by another worker', false);
       else if (this.#kept.get(shardId) === kept) kept.lease = { ...kept.lease, checkpoint, doneAbove };
       return outcome.value;
     } finally {
@@ -200,12 +259,15 @@ export class LeaseKeeper {
     const kept = this.#kept.get(shardId);
     if (!kept) return false;
     kept.releasing = true;
-    if (!(await this.#acquire(kept, false))) return false;
+    if (!(await this.#acquire(kept))) return false;
     try {
       // A release still unanswered when the lease would no longer be fresh is not waited for: a
-      // peer takes the lease after its duration anyway, and a late release only frees it sooner.
-      const outcome = await within(this.#o.clock, this.#o.store.release(kept.lease), this.#budget(kept.renewedAt + this.#fenceMs));
-      if (outcome.late) this.#o.logger.warn({ shardId }, 'lease release unanswered; it expires instead');
+      // peer takes the lease after this worker expires anyway, and a late release only frees it sooner.
+      const outcome = await within(this.#o.clock, this.#o.store.release(kept.lease), this.#budget(this.#renewedAt + this.#fenceMs));
+      if (outcome.late) {
+        this.#o.logger.warn({ shardId }, 'lease release unanswered; it expires instead');
+        this.#expiring.add(shardId);
+      }
       return !outcome.late && outcome.value;
     } catch (error) {
       this.#o.logger.warn({ err: describeError(error), shardId }, 'lease release failed; it expires instead');
@@ -216,7 +278,7 @@ export class LeaseKeeper {
     }
   }
 
-  /** Time left until `deadline`, but never less than a quarter renewal period, so a write always gets a chance. */
+  /** Time left until `deadline`, but never less than a quarter heartbeat period, so a write always gets a chance. */
   #budget(deadline: number): number {
     return Math.max(deadline - this.#o.clock.now(), this.#renewMs / 4);
   }
@@ -230,70 +292,113 @@ export class LeaseKeeper {
     }
   }
 
-  /** Drops leases past the fence and starts the renewals that are due, without waiting for any. */
+  /** Drops every lease past the fence and starts the heartbeat (or the registration) when due, without waiting for it. */
   #tick(): void {
     const now = this.#o.clock.now();
-    for (const kept of [...this.#kept.values()]) {
-      if (now - kept.renewedAt >= this.#fenceMs) {
-        this.#lose(kept, `lease not renewed for ${Math.round(now - kept.renewedAt)} ms (fence: ${this.#fenceMs} ms)`);
-        continue;
-      }
-      if (!kept.renewing && !kept.releasing && now >= this.#renewDueAt(kept)) void this.#renew(kept);
+    if (now - this.#renewedAt >= this.#fenceMs && this.#kept.size > 0) {
+      const why = this.registered ? `heartbeat not renewed for ${Math.round(now - this.#renewedAt)} ms (fence: ${this.#fenceMs} ms)` : 'not registered';
+      for (const kept of [...this.#kept.values()]) this.#lose(kept, why);
     }
+    if (this.#beating || now < this.#dueAt()) return;
+    const beat = this.registered ? this.#beat() : this.#join();
+    this.#beating = beat.finally(() => {
+      this.#beating = undefined;
+      this.#wake.abort();
+    });
   }
 
-  /** Due a renewal period after the last one that moved the counter; a failed attempt is retried half a period later. */
-  #renewDueAt(kept: Kept): number {
-    return Math.max(kept.renewedAt + this.#renewMs, kept.attemptedAt + this.#renewMs / 2);
+  /** Due a heartbeat period after the last one that succeeded; a failed attempt is retried half a period later. */
+  #dueAt(): number {
+    return this.registered ? Math.max(this.#renewedAt + this.#renewMs, this.#attemptedAt + this.#renewMs / 2) : this.#attemptedAt + this.#renewMs / 2;
   }
 
   #nextWakeInMs(): number {
     const now = this.#o.clock.now();
     let next = now + this.#renewMs;
-    for (const kept of this.#kept.values()) {
-      next = Math.min(next, kept.renewedAt + this.#fenceMs);
-      if (!kept.renewing) next = Math.min(next, this.#renewDueAt(kept));
-    }
+    if (this.#kept.size > 0) next = Math.min(next, this.#renewedAt + this.#fenceMs);
+    if (!this.#beating) next = Math.min(next, this.#dueAt());
     return Math.max(1, next - now);
   }
 
-  async #renew(kept: Kept): Promise<void> {
-    kept.renewing = true;
+  #nextToken(): string {
+    return `${this.#incarnation}:${++this.#beats}`;
+  }
+
+  async #beat(): Promise<void> {
+    const { store, clock, streamArn, workerId } = this.#o;
+    const previous = this.#token;
+    const next = this.#nextToken();
+    const sentAt = clock.now();
+    this.#attemptedAt = sentAt;
+    let ok: boolean;
     try {
-      if (!(await this.#acquire(kept, true))) return;
-      const sentAt = this.#o.clock.now();
-      kept.attemptedAt = sentAt;
-      this.#renewals.add(kept);
-      try {
-        const renewed = await this.#o.store.renew(kept.lease).finally(() => this.#renewals.delete(kept));
-        if (this.#kept.get(kept.lease.shardId) !== kept) {
-          // Dropped (at the fence, or by stop()) while the renewal was on its way, and it landed:
-          // the lease is this worker's again in the table. Release it rather than leave it to
-          // expire a lease duration after peers see it; not before a peer could have taken the
-          // dropped lease anyway (a lease duration after the last renewal before), so an aborted
-          // delivery's request still on the wire gets the margin of docs/lease-table.md.
-          if (renewed) this.#releaseStray(renewed, kept.renewedAt + this.#o.leaseDurationMs, 'lease renewal landed after the lease was dropped; released');
-          return;
+      ok = await store.beat(streamArn, workerId, previous, next);
+    } catch (error) {
+      this.#o.logger.warn({ err: describeError(error) }, 'heartbeat failed; trying again');
+      return;
+    }
+    if (this.#token !== previous) return;
+    if (ok) {
+      // Fresh from when the request was sent: the write landed after that, so peers saw the new
+      // token no earlier. A heartbeat that lands late only moves the token; see docs/lease-table.md.
+      this.#token = next;
+      this.#renewedAt = sentAt;
+      this.#releaseDropped();
+      return;
+    }
+    // A peer expired this worker (its heartbeat went quiet for a lease duration on the peer's
+    // clock), or another process registered under its id: every lease is lost; register again.
+    this.#token = undefined;
+    this.#joinSeen = undefined;
+    for (const kept of [...this.#kept.values()]) this.#lose(kept, 'heartbeat refused: a peer expired this worker');
+    this.#o.logger.warn({}, 'heartbeat refused: this worker was expired by a peer; registering again');
+  }
+
+  /**
+   * Registers this worker: at once when the fleet has no heartbeat under its id; when a previous
+   * process left one, only after it has not moved for a lease duration (that process stopped
+   * delivering by then), replacing it.
+   */
+  async #join(): Promise<void> {
+    const { store, clock, streamArn, workerId, leaseDurationMs } = this.#o;
+    this.#attemptedAt = clock.now();
+    try {
+      const fleet = await store.fleet(streamArn, true);
+      const current = fleet.beats.get(workerId);
+      const now = clock.now();
+      if (current !== undefined) {
+        if (this.#joinSeen?.token !== current) {
+          this.#joinSeen = { token: current, since: now };
+          this.#o.logger.info({}, 'a heartbeat under this worker id is in the lease table; registering once it has not moved for a lease duration');
         }
-        if (!renewed) return this.#lose(kept, 'lease taken by another worker');
-        // Fresh from when the request was sent: the write landed after that, so peers saw the new
-        // counter no earlier. A renewal that lands late only moves the counter; see docs/lease-table.md.
-        kept.lease = renewed;
-        kept.renewedAt = sentAt;
-        kept.abandoned = false;
-      } catch (error) {
-        this.#o.logger.warn({ err: describeError(error), shardId: kept.lease.shardId }, 'lease renewal failed; trying again');
-      } finally {
-        this.#next(kept);
+        if (now - this.#joinSeen.since < leaseDurationMs) return;
       }
-    } finally {
-      kept.renewing = false;
-      this.#wake.abort();
+      const next = this.#nextToken();
+      const sentAt = clock.now();
+      if (this.#stop.signal.aborted) return;
+      if (!(await store.beat(streamArn, workerId, current, next, true))) return;
+      this.#token = next;
+      this.#renewedAt = sentAt;
+      this.#joinedAt = sentAt;
+      this.#joinSeen = undefined;
+      this.#o.logger.info({}, 'worker registered in the lease table');
+      this.#releaseDropped();
+    } catch (error) {
+      this.#o.logger.warn({ err: describeError(error) }, 'registering in the lease table failed; trying again');
     }
   }
 
   /**
-   * Releases a lease this worker holds in the table but keeps no more (a late take or renewal
+   * The heartbeat is in the table again after leases were dropped: they are this worker's again
+   * for peers, so release them (no earlier than a peer could have taken them by expiry).
+   */
+  #releaseDropped(): void {
+    for (const { lease, notBefore } of this.#dropped.values()) this.#releaseStray(lease, notBefore, 'lease dropped at the fence released');
+    this.#dropped.clear();
+  }
+
+  /**
+   * Releases a lease this worker holds in the table but keeps no more (a late take, or a heartbeat
    * landed), conditional on the counter that write set: once its reader has finished and `notBefore`
    * has come (or the keeper stops). A refusal means someone moved it meanwhile: nothing to do.
    */
@@ -331,9 +436,9 @@ export class LeaseKeeper {
   }
 
   /** Waits for the lease's turn to write; false when it was lost or forgotten meanwhile. */
-  async #acquire(kept: Kept, first: boolean): Promise<boolean> {
+  async #acquire(kept: Kept): Promise<boolean> {
     if (kept.busy) {
-      await new Promise<void>((go) => (first ? kept.queue.unshift(go) : kept.queue.push(go)));
+      await new Promise<void>((go) => kept.queue.push(go));
     }
     kept.busy = true;
     if (this.#kept.get(kept.lease.shardId) === kept) return true;
@@ -347,9 +452,13 @@ export class LeaseKeeper {
     else kept.busy = false;
   }
 
-  #lose(kept: Kept, why: string): void {
+  /** Forgets a lost lease and tells the worker; `dropped`: it is still this worker's in the table (not refused). */
+  #lose(kept: Kept, why: string, dropped = true): void {
     if (this.#kept.get(kept.lease.shardId) !== kept) return;
     this.#remove(kept);
+    // Still this worker's in the table unless a peer took it: released once the heartbeat is back
+    // (or at stop), no earlier than a peer could have taken it by expiry.
+    if (dropped) this.#dropped.set(kept.lease.shardId, { lease: kept.lease, notBefore: this.#renewedAt + this.#o.leaseDurationMs });
     this.#o.onLost(kept.lease.shardId, why);
   }
 

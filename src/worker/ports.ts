@@ -50,9 +50,9 @@ export interface Lease {
   /** The worker holding it, or `undefined` when free. */
   readonly owner: string | undefined;
   /**
-   * Fencing counter: every take, renewal and release adds one, and every write is conditional on
-   * it. Peers judge a lease expired when its counter has not moved for a lease duration on their
-   * own clock, so clock skew between hosts cannot give one shard two owners.
+   * Fencing counter: every take and release adds one, and every write is conditional on it. A
+   * lease is held while its owner's heartbeat (see {@link FleetState}) moves; the counter itself
+   * moves only when the lease changes hands.
    */
   readonly counter: number;
   /**
@@ -75,16 +75,39 @@ export interface NewLease {
   readonly checkpoint: string;
 }
 
-/** The lease table. Every write but `create` is conditional on the owner and the counter. */
+/**
+ * The fleet of one stream: one small item in the lease table with every registered worker's
+ * heartbeat and a change marker. Workers read it every coordination round (cheap) and the whole
+ * lease list only when the marker moved (or rarely); see docs/lease-table.md.
+ */
+export interface FleetState {
+  /** The heartbeat of each registered worker: a token that changes with every beat. */
+  readonly beats: ReadonlyMap<string, string>;
+  /** Moves with every change of ownership a peer should see: takes, releases, new and removed leases, joins, leaves, expiries. */
+  readonly version: number;
+}
+
+/** The lease table. Every lease write but `create` is conditional on the owner and the counter. */
 export interface LeaseStore {
   /** Creates the lease unless it exists (conditional put); true when this call created it. */
   create(lease: NewLease): Promise<boolean>;
-  /** Every lease of the stream, read consistently. */
+  /** Every lease of the stream (all Scan pages, eventually consistent: every decision taken on it is a conditional write). */
   list(streamArn: string): Promise<Lease[]>;
   /** Takes the lease for `owner` if its counter is still `lease.counter`; the new lease, or `undefined` when someone moved first. */
   take(lease: Lease, owner: string): Promise<Lease | undefined>;
-  /** Adds one to the counter if `lease.owner` still holds it at `lease.counter`; `undefined` when lost. */
-  renew(lease: Lease): Promise<Lease | undefined>;
+  /** The fleet item; `consistent` for a strongly consistent read. An absent item is an empty fleet at version 0. */
+  fleet(streamArn: string, consistent: boolean): Promise<FleetState>;
+  /**
+   * Sets `workerId`'s heartbeat to `next` if it is `previous` now (`undefined`: if the worker has
+   * none). With `join`, the version moves too (a worker registering, or taking over the id of a
+   * process that went quiet). False when the condition failed: a peer expired this worker, or
+   * another process registered under its id.
+   */
+  beat(streamArn: string, workerId: string, previous: string | undefined, next: string, join?: boolean): Promise<boolean>;
+  /** Removes `workerId`'s heartbeat if it is still `token` and moves the version (a peer that expired, or this worker leaving); false when it moved. */
+  unregister(streamArn: string, workerId: string, token: string): Promise<boolean>;
+  /** Moves the version, so that peers read the lease list again. */
+  touch(streamArn: string): Promise<void>;
   /** Writes the checkpoint if `lease.owner` still holds it at `lease.counter`; false when lost. */
   checkpoint(lease: Lease, checkpoint: string, doneAbove: readonly string[]): Promise<boolean>;
   /** Frees the lease (no owner, counter + 1) if still held at `lease.counter`; false when lost. */

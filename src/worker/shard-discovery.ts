@@ -9,11 +9,13 @@ export interface ShardDiscoveryOptions {
   readonly store: LeaseStore;
   readonly clock: Clock;
   readonly logger: Logger;
-  /** How often DescribeStream is asked for new shards. */
-  readonly intervalMs: number;
+  /** How often DescribeStream is asked for new shards (by this worker; the fleet shares the job). */
+  readonly intervalMs: () => number;
   readonly initialPosition: 'TRIM_HORIZON' | 'LATEST';
   /** Aborted when the worker stops. */
   readonly signal: AbortSignal;
+  /** Called after leases were created, so peers learn of them. @default none */
+  readonly onCreated?: () => void;
 }
 
 /**
@@ -36,6 +38,11 @@ export class ShardDiscovery {
     options.signal.addEventListener('abort', () => this.#wake.abort(), { once: true });
   }
 
+  /** This worker's discovery interval now. */
+  intervalMs(): number {
+    return this.#o.intervalMs();
+  }
+
   /** Runs a discovery at the next turn of the loop instead of at the interval (a shard ended). */
   soon(): void {
     this.#lastAt = -Infinity;
@@ -46,7 +53,7 @@ export class ShardDiscovery {
   async run(leases: () => readonly Lease[]): Promise<void> {
     const { clock, signal } = this.#o;
     while (!signal.aborted) {
-      const dueIn = this.#lastAt + this.#o.intervalMs - clock.now();
+      const dueIn = this.#lastAt + this.#o.intervalMs() - clock.now();
       if (dueIn <= 0) {
         try {
           await this.discover(leases());
@@ -71,12 +78,15 @@ export class ShardDiscovery {
     const shards = await this.#o.streams.describeShards(streamArn, this.#o.signal);
     this.#shards = new Map(shards.map((s) => [s.shardId, s]));
     const known = new Set(leases.map((l) => l.shardId));
+    let created = 0;
     for (const shard of shards) {
       if (known.has(shard.shardId)) continue;
       const checkpoint = this.firstStart && this.#o.initialPosition === 'LATEST' ? (shard.endingSequenceNumber ? 'SHARD_END' : 'LATEST') : 'TRIM_HORIZON';
-      const created = await store.create({ streamArn, shardId: shard.shardId, parents: shard.parentShardId ? [shard.parentShardId] : [], checkpoint });
-      if (created) this.#o.logger.info({ shardId: shard.shardId, parent: shard.parentShardId, checkpoint }, 'lease created for shard');
+      if (!(await store.create({ streamArn, shardId: shard.shardId, parents: shard.parentShardId ? [shard.parentShardId] : [], checkpoint }))) continue;
+      created++;
+      this.#o.logger.info({ shardId: shard.shardId, parent: shard.parentShardId, checkpoint }, 'lease created for shard');
     }
+    if (created > 0) this.#o.onCreated?.();
     this.firstStart = false;
     this.lastSuccessAt = this.#o.clock.now();
     // A finished shard that has left the stream (24 h after it closed) needs no lease: its
@@ -88,17 +98,23 @@ export class ShardDiscovery {
     }
   }
 
-  /** A shard ended: leases for its children now, rather than at the next discovery. */
+  /**
+   * A shard ended: leases for its children now, rather than at the next discovery. Only when the
+   * children cannot be looked up does a full discovery run at once (DescribeStream of every
+   * shard: a fleet with many shards ending would otherwise ask for all of them each time).
+   */
   async addChildrenOf(shardId: string): Promise<void> {
     const { streamArn } = this.#o;
-    this.soon();
     try {
       const children = await this.#o.streams.childShards(streamArn, shardId, this.#o.signal);
+      let created = 0;
       for (const child of children) {
-        await this.#o.store.create({ streamArn, shardId: child.shardId, parents: child.parentShardId ? [child.parentShardId] : [shardId], checkpoint: 'TRIM_HORIZON' });
+        if (await this.#o.store.create({ streamArn, shardId: child.shardId, parents: child.parentShardId ? [child.parentShardId] : [shardId], checkpoint: 'TRIM_HORIZON' })) created++;
       }
+      if (created > 0) this.#o.onCreated?.();
     } catch (error) {
-      this.#o.logger.warn({ err: describeError(error), shardId }, 'looking up child shards failed; the next discovery finds them');
+      this.soon();
+      this.#o.logger.warn({ err: describeError(error), shardId }, 'looking up child shards failed; a discovery finds them');
     }
   }
 

@@ -7,10 +7,9 @@ import type { EngineObserver } from '../core/engine.js';
 import { ConfigError, describeError } from '../errors.js';
 import { createLogger } from '../observability/logger.js';
 import type { Clock, Logger } from '../ports.js';
-import { LeaseObserver, planTakes } from './balancer.js';
-import type { TakeReason } from './balancer.js';
+import { HeartbeatObserver, planRound } from './balancer.js';
 import { LeaseKeeper } from './lease-keeper.js';
-import type { Lease, LeaseStore, StreamsApi } from './ports.js';
+import type { FleetState, Lease, LeaseStore, StreamsApi } from './ports.js';
 import { ShardDiscovery } from './shard-discovery.js';
 import { ShardReader } from './shard-reader.js';
 import type { ReaderHost, ReaderState } from './shard-reader.js';
@@ -29,16 +28,22 @@ export interface WorkerOptions {
   /** @default the system clock */
   readonly clock?: Clock;
   /**
-   * A lease whose counter has not moved for this long, on this worker's clock, is expired and may
-   * be taken. The holder renews every sixth of it; a lease not renewed for half of it starts no
-   * delivery, and its in-flight delivery is aborted and the lease dropped (time fencing, see
-   * docs/lease-table.md). A lease taken from a live peer to balance is read a lease duration after
-   * its counter last moved. Failover after a crash takes one to two lease durations.
+   * A worker whose heartbeat has not moved for this long, on a peer's clock, is expired and its
+   * leases may be taken. Each worker sends one heartbeat every sixth of it (not one write per
+   * lease); a worker whose heartbeat has not succeeded for half of it starts no delivery, and its
+   * in-flight deliveries are aborted and its leases dropped (time fencing, see docs/lease-table.md).
+   * Failover after a crash takes one to two lease durations.
    * @default 10000
    */
   readonly leaseDurationMs?: number;
-  /** How often the lease table is read to take free or expired leases and balance. @default min(1000, leaseDurationMs / 3) */
+  /**
+   * How often the fleet item (heartbeats and a change marker, one small read) is read to expire
+   * silent peers, and the lease list read again when the marker moved, to take free leases and
+   * balance. @default min(1000, leaseDurationMs / 3)
+   */
   readonly coordinationIntervalMs?: number;
+  /** The lease list is read at least this often even when the change marker did not move. @default 6 * leaseDurationMs */
+  readonly fullListIntervalMs?: number;
   /** Pause after an empty read of a shard, and between reads once it is caught up (a page short of full). @default 1000 */
   readonly pollIntervalMs?: number;
   /** Records per GetRecords call (the service's limit is 1,000). @default 1000 */
@@ -62,7 +67,11 @@ export interface WorkerOptions {
   readonly batchWindowMs?: number;
   /** Checkpoint writes per shard at most this often (and at a shard's end and at shutdown). @default 5000 */
   readonly checkpointIntervalMs?: number;
-  /** How often DescribeStream looks for new shards. @default 30000 */
+  /**
+   * How often the fleet asks DescribeStream for new shards: each worker asks every this many ms
+   * times the number of registered workers, so the fleet as a whole asks about this often.
+   * @default 30000
+   */
   readonly discoveryIntervalMs?: number;
   /** Where shards found at the very first start begin: the oldest record kept, or new records only. @default 'TRIM_HORIZON' */
   readonly initialPosition?: 'TRIM_HORIZON' | 'LATEST';
@@ -128,9 +137,11 @@ const batching = (options: WorkerOptions): { batchSize: number; batchWindowMs: n
  * processes through a lease table, and runs the same engine as the Lambda shape.
  *
  * It is three small parts on loops of their own, and the shard readers: the {@link LeaseKeeper}
- * renews this worker's leases on a timer nothing else can delay and fences deliveries by time;
- * {@link ShardDiscovery} gives every shard a lease; the coordinator lists the lease table, notices
- * leases taken away, and takes free, expired or (to balance, see {@link planTakes}) peers' leases.
+ * keeps this worker's leases with one heartbeat on a timer nothing else can delay and fences deliveries by time;
+ * {@link ShardDiscovery} gives every shard a lease; the coordinator reads the fleet item (heartbeats
+ * and a change marker) every round, expires silent peers, and when the marker moved lists the lease
+ * table, notices leases taken away, takes free leases and hands back those above its fair share
+ * (see {@link planRound}).
  *
  * @example
  * const worker = new Worker({ app, streamArn, streams: dynamoDbStreamsApi({}), leases: dynamoDbLeaseStore({ tableName: 'dynamo-cdc-leases' }) });
@@ -141,12 +152,18 @@ export class Worker {
   readonly workerId: string;
   readonly counters: WorkerCounters = { records: 0, delivered: 0, deadLettered: 0, trimmedGaps: 0, iteratorRenewals: 0, leasesTaken: 0, leasesLost: 0, leasesReleased: 0 };
   readonly #o: Required<Omit<WorkerOptions, 'logger' | 'clock' | 'workerId' | 'observer'>> & { coordinationIntervalMs: number };
+  /** The fleet as last read (consistently, after the lease list). */
+  #fleet: FleetState = { beats: new Map(), version: -1 };
+  #listedVersion = -1;
+  #listedAt = -Infinity;
+  /** Shards being handed back to balance: their readers drain before the release. */
+  readonly #handingBack = new Set<string>();
   readonly #log: Logger;
   readonly #clock: Clock;
   readonly #engine: Engine;
   readonly #keeper: LeaseKeeper;
   readonly #discovery: ShardDiscovery;
-  readonly #observer: LeaseObserver;
+  readonly #observer: HeartbeatObserver;
   /** The reader of each shard this worker holds; the keeper holds the leases themselves. */
   readonly #readers = new Map<string, ShardReader>();
   /** Per shard, the `finished` of its reader stopped because the lease was lost, until it has finished. */
@@ -173,6 +190,7 @@ export class Worker {
       leases: options.leases,
       leaseDurationMs,
       coordinationIntervalMs: positive('coordinationIntervalMs', options.coordinationIntervalMs, Math.min(1000, leaseDurationMs / 3)),
+      fullListIntervalMs: positive('fullListIntervalMs', options.fullListIntervalMs, 6 * leaseDurationMs),
       pollIntervalMs: positive('pollIntervalMs', options.pollIntervalMs, 1000),
       maxRecordsPerRead: Math.min(1000, Math.floor(positive('maxRecordsPerRead', options.maxRecordsPerRead, 1000))),
       ...batching(options),
@@ -197,11 +215,14 @@ export class Worker {
       store: this.#o.leases,
       clock: this.#clock,
       logger: this.#log,
+      streamArn: this.#o.streamArn,
+      workerId: this.workerId,
       leaseDurationMs,
       onLost: (shardId, why) => this.#stopReader(shardId, why),
       quiet: (shardId) => this.#retired.get(shardId) ?? Promise.resolve(),
       onStrayReleased: () => {
         this.counters.leasesReleased++;
+        void this.#touch();
       },
     });
     this.#discovery = new ShardDiscovery({
@@ -210,11 +231,12 @@ export class Worker {
       store: this.#o.leases,
       clock: this.#clock,
       logger: this.#log,
-      intervalMs: this.#o.discoveryIntervalMs,
+      intervalMs: () => this.#o.discoveryIntervalMs * Math.max(1, this.#fleet.beats.size),
       initialPosition: this.#o.initialPosition,
       signal: this.#stopSignal.signal,
+      onCreated: () => void this.#touch(),
     });
-    this.#observer = new LeaseObserver(this.#clock, leaseDurationMs);
+    this.#observer = new HeartbeatObserver(this.#clock, leaseDurationMs);
   }
 
   /** Starts coordinating and reading; resolves after the first discovery and coordination round. */
@@ -226,6 +248,7 @@ export class Worker {
     this.#log.info({ streamArn: this.#o.streamArn, firstStart: this.#discovery.firstStart }, 'worker starting');
     this.#keeper.start();
     try {
+      await this.#keeper.settled();
       await this.#discovery.discover(leases);
       await this.#coordinate();
     } catch (error) {
@@ -277,7 +300,7 @@ export class Worker {
     if (this.#stopping) return false;
     if (this.#lastCoordinationAt === undefined || now - this.#lastCoordinationAt > 2 * this.#o.coordinationIntervalMs + 5000) return false;
     const discovered = this.#discovery.lastSuccessAt;
-    if (discovered === undefined || now - discovered > 2 * this.#o.discoveryIntervalMs + 5000) return false;
+    if (discovered === undefined || now - discovered > 2 * this.#discovery.intervalMs() + 5000) return false;
     for (const reader of this.#readers.values()) {
       if (reader.state === 'failed') return false;
       const last = Math.max(reader.lastReadAt ?? -Infinity, reader.lastCheckpointAt ?? -Infinity);
@@ -299,40 +322,105 @@ export class Worker {
     }
   }
 
+  /**
+   * One round: read the fleet item (cheap); expire peers whose heartbeat went quiet; when the
+   * change marker moved (or the last full read is old), read the lease list, then the fleet again
+   * consistently, and take free leases or hand back leases above this worker's fair share.
+   */
   async #coordinate(): Promise<void> {
-    const leases = await this.#o.leases.list(this.#o.streamArn);
-    this.#leases = leases;
-    this.#observer.observe(leases);
-    // A held lease that moved in the table was taken: stop at once rather than at the next renewal.
+    const { leases: store, streamArn } = this.#o;
+    let fleet = await store.fleet(streamArn, false);
+    this.#observer.observe(fleet);
+    let changed = false;
+    for (const [workerId, token] of fleet.beats) {
+      if (workerId === this.workerId || !this.#observer.expired(workerId, token)) continue;
+      if (await store.unregister(streamArn, workerId, token)) {
+        this.#log.warn({ peer: workerId }, 'peer expired: its heartbeat did not move for a lease duration');
+        changed = true;
+      }
+    }
+    const now = this.#clock.now();
+    if (changed || fleet.version !== this.#listedVersion || now - this.#listedAt >= this.#o.fullListIntervalMs) {
+      const leases = await store.list(streamArn);
+      // Read after the list, consistently: a lease whose owner is not registered now was left by
+      // a worker that expired or left before this read, so it stopped delivering it (see docs).
+      fleet = await store.fleet(streamArn, true);
+      this.#observer.observe(fleet);
+      this.#fleet = fleet;
+      this.#listedVersion = fleet.version;
+      this.#listedAt = now;
+      this.#leases = leases;
+      this.#noticeMoved(leases);
+      await this.#takeAndBalance(leases, fleet);
+    }
+    this.#lastCoordinationAt = this.#clock.now();
+  }
+
+  /** A held lease that moved in the table was taken: stop at once rather than at the next write. Leases an earlier process with this id left are released. */
+  #noticeMoved(leases: readonly Lease[]): void {
     for (const lease of leases) {
       const held = this.#keeper.lease(lease.shardId);
       if (held && lease.counter > held.counter && lease.owner !== this.workerId) {
         this.#keeper.forget(lease.shardId);
         this.#stopReader(lease.shardId, 'lease taken by another worker');
+      } else if (!held && lease.owner === this.workerId && this.#keeper.registered && !this.#taking.has(lease.shardId) && !this.#readers.has(lease.shardId) && !this.#retired.has(lease.shardId)) {
+        this.#keeper.releaseForeign(lease, this.#keeper.joinedAt);
       }
     }
-    await this.#takeAndBalance(leases);
-    this.#lastCoordinationAt = this.#clock.now();
   }
 
-  async #takeAndBalance(leases: readonly Lease[]): Promise<void> {
+  async #takeAndBalance(leases: readonly Lease[], fleet: FleetState): Promise<void> {
     const byShard = new Map(leases.map((l) => [l.shardId, l]));
     const open = leases.filter((l) => l.checkpoint !== 'SHARD_END' && this.#discovery.ready(l, byShard));
-    const plan = planTakes({ workerId: this.workerId, open, held: new Set(this.#readers.keys()), expired: (l) => this.#observer.expired(l) });
-    for (const { lease, why } of plan.candidates) {
-      if (this.#stopping || this.#readers.size >= plan.target) break;
-      await this.#take(lease, why);
+    // Only open shards count: a reader of a shard that just ended releases it anyway.
+    const openIds = new Set(open.map((l) => l.shardId));
+    const held = new Set([...this.#readers.keys()].filter((s) => openIds.has(s) && !this.#handingBack.has(s)));
+    const plan = planRound({ workerId: this.workerId, open, members: new Set(fleet.beats.keys()), held });
+    let moved = false;
+    for (const shardId of [...held].slice(plan.target)) {
+      if (this.#stopping) break;
+      void this.#handBack(shardId);
+    }
+    for (const lease of plan.take) {
+      if (this.#stopping || held.size >= plan.target) break;
+      if (await this.#take(lease)) {
+        held.add(lease.shardId);
+        moved = true;
+      }
+    }
+    if (moved) await this.#touch();
+  }
+
+  /** Moves the fleet's change marker, so peers read the lease list at their next round. */
+  async #touch(): Promise<void> {
+    await this.#o.leases.touch(this.#o.streamArn).catch((error: unknown) => this.#log.warn({ err: describeError(error) }, 'moving the change marker failed; peers see the change at their next full read'));
+  }
+
+  /** Balancing: the reader drains and checkpoints, then the lease is released for a peer below its share. */
+  async #handBack(shardId: string): Promise<void> {
+    const reader = this.#readers.get(shardId);
+    if (!reader || this.#handingBack.has(shardId)) return;
+    this.#handingBack.add(shardId);
+    try {
+      reader.stop();
+      await reader.finished;
+      if (this.#readers.get(shardId) !== reader) return;
+      if (await this.#release(shardId)) {
+        this.#log.info({ shardId }, 'lease handed back to balance');
+        await this.#touch();
+      }
+    } finally {
+      this.#handingBack.delete(shardId);
     }
   }
 
-  async #take(lease: Lease, why: TakeReason): Promise<void> {
-    // Freshness counts from when the take was sent; a lease taken from a holder that may still be
-    // delivering (balance) is read only once that holder's fence has surely passed.
+  /** True when taken and read from now on. */
+  async #take(lease: Lease): Promise<boolean> {
+    // Freshness counts from the heartbeat; the lease is free or its owner expired, so it is read at once.
     const sentAt = this.#clock.now();
-    const quietAt = lease.owner ? this.#observer.quietAt(lease) : sentAt;
     this.#taking.add(lease.shardId);
     const taken = await this.#o.leases.take(lease, this.workerId).finally(() => this.#taking.delete(lease.shardId));
-    if (!taken) return;
+    if (!taken) return false;
     this.counters.leasesTaken++;
     if (this.#stopping) {
       // stop() came while the take was in flight: hand the lease straight back, start no reader.
@@ -343,12 +431,13 @@ export class Worker {
         },
         (error: unknown) => this.#log.warn({ err: describeError(error), shardId: lease.shardId }, 'lease taken while stopping could not be released; it expires instead'),
       );
-      return;
+      return false;
     }
     // A take answered past the fence is not fresh: the keeper releases it instead (see add()).
-    if (!this.#keeper.add(taken, sentAt, quietAt)) return;
-    this.#log.info({ shardId: lease.shardId, from: lease.owner, why, checkpoint: taken.checkpoint }, 'lease taken');
-    this.#readers.set(lease.shardId, new ShardReader(this.#readerHost(), taken, Math.max(0, quietAt - this.#clock.now())));
+    if (!this.#keeper.add(taken, sentAt)) return false;
+    this.#log.info({ shardId: lease.shardId, from: lease.owner, why: lease.owner ? 'expired' : 'free', checkpoint: taken.checkpoint }, 'lease taken');
+    this.#readers.set(lease.shardId, new ShardReader(this.#readerHost(), taken, 0));
+    return true;
   }
 
   #readerHost(): ReaderHost {
@@ -392,7 +481,7 @@ export class Worker {
   /** A shard finished: leases for its children now, then release its own. */
   async #shardEnded(shardId: string): Promise<void> {
     await this.#discovery.addChildrenOf(shardId);
-    await this.#release(shardId);
+    if (await this.#release(shardId)) await this.#touch();
   }
 
   /** True when released, or when this worker did not hold it. */
@@ -410,7 +499,7 @@ export class Worker {
     this.#log.info({ shards: this.ownedShards }, 'worker stopping: draining shards');
     const readers = [...this.#readers.values()];
     for (const reader of readers) reader.stop();
-    // The keeper goes on renewing while readers drain. A coordination round in flight (a take, say)
+    // The keeper goes on beating while readers drain. A coordination round in flight (a take, say)
     // ends meanwhile; a lease it takes now is released at once.
     const drained = Promise.all([...readers.map((r) => r.finished), this.#loops]);
     const timer = new AbortController();
@@ -431,8 +520,10 @@ export class Worker {
     const released = await Promise.all(shards.map((shardId) => this.#release(shardId)));
     await this.#keeper.stop();
     // Only what was released is said to be: a lease whose release failed, or that a call still on
-    // its way may leave to this worker (a take, or a renewal of a lease dropped at the fence), expires.
+    // its way may leave to this worker (a take, or a lease dropped at the fence), expires.
     const unreleased = [...new Set([...shards.filter((_, i) => !released[i]), ...this.#keeper.unsettled(), ...this.#taking])].sort();
+    // With nothing left behind, the heartbeat goes too, so peers rebalance at once.
+    if (unreleased.length === 0 && (await this.#keeper.leave())) this.#log.info({}, 'worker left the fleet');
     if (unreleased.length === 0) this.#log.info({}, 'worker stopped; leases released');
     else this.#log.warn({ unreleased }, 'worker stopped; leases not released: each expires a lease duration after its last write, or is released if a call about it still on its way lands');
   }

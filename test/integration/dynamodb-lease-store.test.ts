@@ -154,23 +154,44 @@ describe('dynamoDbLeaseStore', () => {
     expect(await store.list(STREAM_ARN)).toEqual([]);
   });
 
-  it('renews for the owner at the current counter, and for nobody else', async () => {
+  it('keeps one heartbeat per worker in the fleet item: registered once, moved only from the token it holds', async () => {
+    // Act
+    const empty = await store.fleet(STREAM_ARN, true);
+    const joined = await store.beat(STREAM_ARN, 'worker-a', undefined, 'a:1', true);
+    const joinedTwice = await store.beat(STREAM_ARN, 'worker-a', undefined, 'a:x', true);
+    const peer = await store.beat(STREAM_ARN, 'worker-b', undefined, 'b:1', true);
+    const beat = await store.beat(STREAM_ARN, 'worker-a', 'a:1', 'a:2');
+    const stale = await store.beat(STREAM_ARN, 'worker-a', 'a:1', 'a:3');
+    const fleet = await store.fleet(STREAM_ARN, true);
+    const other = await store.fleet(OTHER_STREAM_ARN, false);
+
+    // Assess: joins move the version, beats do not; a stale token is refused.
+    expect(empty).toEqual({ beats: new Map(), version: 0 });
+    expect([joined, joinedTwice, peer, beat, stale]).toEqual([true, false, true, true, false]);
+    expect(fleet).toEqual({ beats: new Map([['worker-a', 'a:2'], ['worker-b', 'b:1']]), version: 2 });
+    expect(other).toEqual({ beats: new Map(), version: 0 });
+  });
+
+  it('expires a peer only at the token it saw, moves the version on expiry and touch, and keeps the fleet item out of the lease list', async () => {
     // Prepare
-    const held = await store.take(await freeLease(store, 'shardId-00001'), 'worker-a');
-    if (!held) throw new Error('take failed');
+    await store.touch(STREAM_ARN);
+    await store.beat(STREAM_ARN, 'worker-a', undefined, 'a:1', true);
+    await store.beat(STREAM_ARN, 'worker-b', undefined, 'b:1', true);
+    await store.beat(STREAM_ARN, 'worker-b', 'b:1', 'b:2');
+    await freeLease(store, 'shardId-00001');
 
     // Act
-    const renewed = await store.renew(held);
-    const stale = await store.renew(held);
-    const byPeer = await store.renew({ ...(renewed ?? held), owner: 'worker-b' });
-    const unowned = await store.renew({ ...(renewed ?? held), owner: undefined });
+    const staleExpiry = await store.unregister(STREAM_ARN, 'worker-b', 'b:1');
+    const expiry = await store.unregister(STREAM_ARN, 'worker-b', 'b:2');
+    const beatAfter = await store.beat(STREAM_ARN, 'worker-b', 'b:2', 'b:3');
+    await store.touch(STREAM_ARN);
+    const fleet = await store.fleet(STREAM_ARN, true);
+    const leases = await store.list(STREAM_ARN);
 
-    // Assess
-    expect(renewed).toEqual({ ...held, counter: held.counter + 1 });
-    expect(stale).toBeUndefined();
-    expect(byPeer).toBeUndefined();
-    expect(unowned).toBeUndefined();
-    expect(await current(store, STREAM_ARN, 'shardId-00001')).toEqual(renewed);
+    // Assess: the expired worker's next heartbeat is refused; touch, the two joins and the expiry moved the version.
+    expect([staleExpiry, expiry, beatAfter]).toEqual([false, true, false]);
+    expect(fleet).toEqual({ beats: new Map([['worker-a', 'a:1']]), version: 5 });
+    expect(leases.map((l) => l.shardId)).toEqual(['shardId-00001']);
   });
 
   it('refuses a checkpoint from a worker whose lease was taken (fencing)', async () => {
@@ -222,7 +243,7 @@ describe('dynamoDbLeaseStore', () => {
     expect(released).toBe(true);
     expect(seen).toMatchObject({ owner: undefined, counter: held.counter + 1, checkpoint: '300', doneAbove: ['305'] });
     expect(taken).toMatchObject({ owner: 'worker-b', counter: held.counter + 2, checkpoint: '300', doneAbove: ['305'] });
-    expect(await store.renew(held)).toBeUndefined();
+    expect(await store.checkpoint(held, '400', [])).toBe(false);
   });
 
   it('lists only the leases of the given stream, across Scan pages', async () => {

@@ -204,7 +204,9 @@ export const profiles = {
     jump: 1,
     positions: ['TRIM_HORIZON'],
     // Discovery twice as often: it is the call with a retry loop and a rate limiter of its own.
-    stallCalls: ['renew', 'checkpoint', 'describeShards', 'describeShards', 'list', 'childShards', 'getRecords', 'getShardIterator'],
+    // Heartbeats ('renew') three times as often: one heartbeat keeps all of a worker's leases, so
+    // its stall is the one that must fence every delivery of the worker.
+    stallCalls: ['renew', 'renew', 'renew', 'checkpoint', 'describeShards', 'describeShards', 'list', 'childShards', 'getRecords', 'getShardIterator'],
     stallMs: [D / 2, 3 * D],
     stopDuring: [],
     minWorkers: 2,

@@ -460,12 +460,21 @@ export class Fleet {
           }
           return taken;
         }),
-      renew: (lease: Lease) =>
-        about('renew', lease.shardId, async () => {
-          const renewed = await base.renew(lease);
-          if (!renewed) this.#log(`${inc.name} renew ${lease.shardId}: refused`);
-          return renewed;
+      // One heartbeat per worker instead of a renewal per lease: stalls of 'renew' hold it back.
+      fleet: (streamArn: string, consistent: boolean) => this.#call(inc, 'list', () => base.fleet(streamArn, consistent)),
+      beat: (streamArn: string, workerId: string, previous: string | undefined, next: string, join?: boolean) =>
+        this.#call(inc, 'renew', async () => {
+          const ok = await base.beat(streamArn, workerId, previous, next, join);
+          if (!ok) this.#log(`${inc.name} heartbeat${join ? ' (join)' : ''}: refused`);
+          return ok;
         }),
+      unregister: (streamArn: string, workerId: string, token: string) =>
+        this.#call(inc, 'remove', async () => {
+          const ok = await base.unregister(streamArn, workerId, token);
+          this.#log(`${inc.name} unregister ${workerId}: ${ok ? 'ok' : 'refused'}`);
+          return ok;
+        }),
+      touch: (streamArn: string) => this.#call(inc, 'remove', () => base.touch(streamArn)),
       checkpoint: (lease: Lease, checkpoint: string, doneAbove: readonly string[]) =>
         about('checkpoint', lease.shardId, async () => {
           const ok = await base.checkpoint(lease, checkpoint, doneAbove);

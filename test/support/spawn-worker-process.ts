@@ -31,6 +31,8 @@ export interface WorkerProcessOptions {
   readonly logFile?: string;
   /** @default 'info' */
   readonly logLevel?: string;
+  /** Count the process's lease-table calls and write them here as JSON when it stops. @default not counted */
+  readonly leaseCallsFile?: string;
 }
 
 /** What the process prints once every worker started. */
@@ -100,6 +102,7 @@ export const spawnWorkerProcess = (options: WorkerProcessOptions): WorkerProcess
       STAGGER_MS: String(options.staggerMs ?? 0),
       EXIT_WITH_PARENT: '1',
       LOG_LEVEL: options.logLevel ?? 'info',
+      ...(options.leaseCallsFile ? { LEASE_CALLS_FILE: options.leaseCallsFile } : {}),
     },
   });
   live.add(child);

@@ -13,6 +13,9 @@
  *   started together tend to take one stream each. @default 0
  * - EXIT_WITH_PARENT=1: stop gracefully when stdin closes (the parent died), so no child outlives its test.
  * - LOG_LEVEL @default 'info'.
+ * - LEASE_CALLS_FILE: when set, the lease-table calls of this process are counted (per lease-store
+ *   method and per DynamoDB command, with the capacity units DynamoDB reports when asked with
+ *   `ReturnConsumedCapacity`) and written there as JSON when the process stops (bench:scale:local).
  *
  * Each delivered line is the change event plus `delivery: { worker, n, at }` (this process's id, a
  * per-process counter, Date.now() when the request was handed to the file sink). Requests stay
@@ -23,6 +26,7 @@
  * `{"ready":true,"workerId":"...","pid":N,"streams":N,"owned":[...]}`; logs go to stderr.
  * SIGTERM and SIGINT stop every worker (drain, checkpoint, release), then exit 0.
  */
+import { writeFileSync } from 'node:fs';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import pino from 'pino';
@@ -30,6 +34,7 @@ import { createLogger, defineApp, fileSink, parseStreamArn, route } from '../../
 import type { ChangeEvent, Sink } from '../../src/index.js';
 import { localClientConfig } from '../../src/local/dynamodb-local.js';
 import { dynamoDbLeaseStore, dynamoDbStreamsApi, Worker } from '../../src/worker/index.js';
+import type { LeaseStore } from '../../src/worker/index.js';
 
 const env = process.env;
 
@@ -83,6 +88,40 @@ const stampedFileSink = (): Sink => {
 
 const clientConfig = { ...localClientConfig(endpoint), maxAttempts: 3 };
 const dynamo = new DynamoDBClient(clientConfig);
+const leaseCallsFile = env['LEASE_CALLS_FILE'];
+/** Lease-table calls of this process: per store method, per DynamoDB command, and the capacity units reported. */
+const leaseCalls = { methods: {} as Record<string, number>, commands: {} as Record<string, number>, capacityUnits: 0, readUnits: 0, writeUnits: 0 };
+if (leaseCallsFile) {
+  dynamo.middlewareStack.add(
+    (next, context) => async (args) => {
+      const command = context.commandName ?? 'unknown';
+      leaseCalls.commands[command] = (leaseCalls.commands[command] ?? 0) + 1;
+      (args.input as { ReturnConsumedCapacity?: string }).ReturnConsumedCapacity = 'TOTAL';
+      const result = await next(args);
+      const consumed = (result.output as { ConsumedCapacity?: { CapacityUnits?: number; ReadCapacityUnits?: number; WriteCapacityUnits?: number } }).ConsumedCapacity;
+      leaseCalls.capacityUnits += consumed?.CapacityUnits ?? 0;
+      if (command === 'GetItemCommand' || command === 'ScanCommand') leaseCalls.readUnits += consumed?.CapacityUnits ?? 0;
+      else leaseCalls.writeUnits += consumed?.CapacityUnits ?? 0;
+      return result;
+    },
+    { step: 'initialize', name: 'countLeaseCalls' },
+  );
+}
+/** The lease store of one worker, counted per method when LEASE_CALLS_FILE is set. */
+const leaseStore = (): LeaseStore => {
+  const store = dynamoDbLeaseStore({ tableName: leaseTable, client: dynamo });
+  if (!leaseCallsFile) return store;
+  return new Proxy(store, {
+    get: (target, prop, receiver) => {
+      const value = Reflect.get(target, prop, receiver) as unknown;
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        leaseCalls.methods[String(prop)] = (leaseCalls.methods[String(prop)] ?? 0) + 1;
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+};
 const streamsClient = new DynamoDBStreamsClient(clientConfig);
 const sink = stampedFileSink();
 const workers: Worker[] = [];
@@ -92,6 +131,7 @@ const stopAll = (reason: string): Promise<void> => {
   stopping ??= (async () => {
     log.info({ reason }, 'stopping every worker');
     const results = await Promise.allSettled(workers.map((w) => w.stop()));
+    if (leaseCallsFile) writeFileSync(leaseCallsFile, `${JSON.stringify({ workerId, ...leaseCalls })}\n`);
     dynamo.destroy();
     streamsClient.destroy();
     const failed = results.filter((r) => r.status === 'rejected');
@@ -118,7 +158,7 @@ const startWorker = async (streamArn: string): Promise<void> => {
     app: defineApp({ table, routes: [route('*').to(sink)] }),
     streamArn,
     streams: dynamoDbStreamsApi({ client: streamsClient }),
-    leases: dynamoDbLeaseStore({ tableName: leaseTable, client: dynamo }),
+    leases: leaseStore(),
     workerId,
     logger: logger.child({ table }),
     leaseDurationMs,

@@ -95,17 +95,17 @@ class Staller {
   }
 }
 
-/** A store that logs the fake time of each successful renewal, per owner and per `owner/shardId`. */
+/** A store that logs the fake time of each successful heartbeat, per worker id (one heartbeat keeps all of a worker's leases). */
 const renewalLog = (store: MemoryLeaseStore, clock: Clock) => {
   const at = new Map<string, number[]>();
   const wrapped = new Proxy(store, {
     get: (t, prop, receiver) => {
       const value = Reflect.get(t, prop, receiver) as unknown;
-      if (prop !== 'renew' || typeof value !== 'function') return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(t) : value;
-      return async (...args: Parameters<LeaseStore['renew']>) => {
-        const renewed = await store.renew(...args);
-        for (const key of renewed?.owner ? [renewed.owner, `${renewed.owner}/${renewed.shardId}`] : []) at.set(key, [...(at.get(key) ?? []), clock.now()]);
-        return renewed;
+      if (prop !== 'beat' || typeof value !== 'function') return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(t) : value;
+      return async (...args: Parameters<LeaseStore['beat']>) => {
+        const ok = await store.beat(...args);
+        if (ok) at.set(args[1], [...(at.get(args[1]) ?? []), clock.now()]);
+        return ok;
       };
     },
   });
@@ -196,7 +196,7 @@ describe('Worker lease keeping (time fencing)', () => {
     await until(() => clock.now() >= from + 10 * D, 20_000);
 
     // Assess: a renewed on its schedule (every sixth of a lease duration) throughout, lost nothing, b took nothing.
-    expect(longestGap(at.get(`a/${String(a.ownedShards[0])}`), from, clock.now())).toBeLessThanOrEqual(D / 4);
+    expect(longestGap(at.get('a'), from, clock.now())).toBeLessThanOrEqual(D / 4);
     expect(a.counters.leasesLost).toBe(lost);
     expect(a.ownedShards).toHaveLength(1);
     expect(a.counters.leasesTaken + b.counters.leasesTaken).toBe(taken);
@@ -221,8 +221,8 @@ describe('Worker lease keeping (time fencing)', () => {
     await a.start();
     await until(() => log.length > 3);
 
-    // Act: a's renewals (and takes, lest it take its lease back) hang; b starts and waits for the lease to expire.
-    staller.stall('renew');
+    // Act: a's heartbeats (and takes, lest it take its lease back) hang; b starts and waits for a to expire.
+    staller.stall('beat');
     staller.stall('take');
     const stalledAt = clock.now();
     const b = makeWorker({ workerId: 'b', clock: drifting(clock, peerRate), streams, leases: shared, sink: timedSink('b', clock, log, 100), maxRecordsPerRead: 10 });
@@ -239,30 +239,36 @@ describe('Worker lease keeping (time fencing)', () => {
     expect(firstOfB).toBeGreaterThanOrEqual(stalledAt + D / peerRate);
     expect(a.ownedShards).toEqual([]);
     expect(a.counters.leasesLost).toBe(1);
-    staller.resume('renew');
+    staller.resume('beat');
   });
 
-  it('renews each lease on time while the renewal of another one hangs', async () => {
-    // Prepare: a holds two shards.
+  it('keeps all its leases with one heartbeat per sixth of a lease duration, not a write per lease', async () => {
+    // Prepare: a holds eight shards.
     const clock = keepTimeMoving(new FakeClock());
     const records = streamRecords();
     const streams = new ScriptedStreams({ streamArn: STREAM });
-    for (let s = 0; s < 2; s++) streams.addShard({ shardId: `shard-${s}` }).append(`shard-${s}`, changes(records, s, 3));
-    const staller = new Staller();
-    const { store, at } = renewalLog(new MemoryLeaseStore(), clock);
-    const a = makeWorker({ workerId: 'a', clock, streams, leases: staller.wrap<LeaseStore>(store), sink: timedSink('a', clock, [], 10) });
+    for (let s = 0; s < 8; s++) streams.addShard({ shardId: `shard-${s}` }).append(`shard-${s}`, changes(records, s, 3));
+    const shared = new MemoryLeaseStore();
+    const { store, at } = renewalLog(shared, clock);
+    const a = makeWorker({ workerId: 'a', clock, streams, leases: store, sink: timedSink('a', clock, [], 10) });
     await a.start();
-    await until(() => a.ownedShards.length === 2);
+    await until(() => a.ownedShards.length === 8);
+    const lease = { ...shared.capacity.writeBy };
 
-    // Act: renewals of shard-0 hang for five lease durations.
-    staller.stall('renew', ([lease]) => (lease as { shardId: string }).shardId === 'shard-0');
+    // Act
     const from = clock.now();
     await until(() => clock.now() >= from + 5 * D, 20_000);
 
-    // Assess: shard-1 was renewed on schedule and kept; shard-0 was dropped at its fence.
-    expect(longestGap(at.get('a/shard-1'), from, clock.now())).toBeLessThanOrEqual(D / 4);
-    expect(a.ownedShards).toContain('shard-1');
-    expect(a.counters.leasesLost).toBeGreaterThanOrEqual(1);
+    // Assess: about six heartbeats a lease duration for the whole worker, no lease lost, and no
+    // write to a lease item but its checkpoints.
+    const beats = (at.get('a') ?? []).filter((t) => t > from && t <= from + 5 * D).length;
+    expect(beats).toBeGreaterThanOrEqual(29);
+    expect(beats).toBeLessThanOrEqual(31);
+    expect(longestGap(at.get('a'), from, from + 5 * D)).toBeLessThanOrEqual(D / 4);
+    expect(a.ownedShards).toHaveLength(8);
+    expect(a.counters.leasesLost).toBe(0);
+    expect(shared.capacity.writeBy['take']).toBe(lease['take']);
+    expect(shared.capacity.writeBy['release']).toBe(lease['release']);
   });
 
   it('keeps renewing while a checkpoint write of the same lease hangs', async () => {
@@ -285,7 +291,7 @@ describe('Worker lease keeping (time fencing)', () => {
     await until(() => clock.now() >= from + 5 * D, 20_000);
 
     // Assess
-    expect(longestGap(at.get('a/shard-1'), from, clock.now())).toBeLessThanOrEqual(D / 4);
+    expect(longestGap(at.get('a'), from, clock.now())).toBeLessThanOrEqual(D / 4);
     expect(a.counters.leasesLost).toBe(0);
     staller.resume('checkpoint');
   });
@@ -316,6 +322,44 @@ describe('Worker stop', () => {
     expect(shared.get(STREAM, 'shard-1')?.owner).toBe('b');
   });
 
+
+  it('removes its heartbeat at stop() even while the answer to a heartbeat that landed is on its way, so peers rebalance at once', async () => {
+    // Prepare: a holds shard-1; from now on each heartbeat is applied at once but answered 100 ms later.
+    const clock = keepTimeMoving(new FakeClock());
+    const records = streamRecords();
+    const streams = new ScriptedStreams({ streamArn: STREAM }).addShard({ shardId: 'shard-1' }).append('shard-1', changes(records, 1, 1));
+    const shared = new MemoryLeaseStore();
+    let slow = false;
+    let answering = 0;
+    const store = new Proxy(shared, {
+      get: (target, prop, receiver) => {
+        const value = Reflect.get(target, prop, receiver) as unknown;
+        if (typeof value !== 'function') return value;
+        if (prop !== 'beat') return (value as (...a: unknown[]) => unknown).bind(target);
+        return async (...args: Parameters<LeaseStore['beat']>) => {
+          const ok = await shared.beat(...args);
+          if (slow) {
+            answering++;
+            await clock.sleep(100);
+            answering--;
+          }
+          return ok;
+        };
+      },
+    });
+    const a = makeWorker({ workerId: 'a', clock, streams, leases: store, sink: timedSink('a', clock, [], 10) });
+    await a.start();
+    await until(() => a.ownedShards.length === 1);
+    slow = true;
+
+    // Act: stop() while a heartbeat's answer is on its way.
+    await until(() => answering === 1);
+    await a.stop();
+
+    // Assess: the lease was released and the heartbeat removed (the removal used the token that landed).
+    expect(shared.get(STREAM, 'shard-1')?.owner).toBeUndefined();
+    expect(shared.fleetNow(STREAM).beats.has('a')).toBe(false);
+  });
 
   it('releases a lease whose take was in flight when stop() was called, and starts no reader for it', async () => {
     // Prepare: a worker with no shard yet; the shard appears, and its take hangs.
@@ -446,7 +490,7 @@ describe('Late lease writes', () => {
         endAsked = true;
         await renewing;
       }, isEnd)
-      .hold('renew', async () => {
+      .hold('beat', async () => {
         renewAsked();
         await endLanded;
       }, () => endAsked);
@@ -505,8 +549,8 @@ describe('Late lease writes', () => {
     expect(Math.min(...log.map((d) => d.start)) - landedAt).toBeLessThan(D / 2);
   });
 
-  it('releases a lease whose renewal landed after stop() dropped it at the fence, and says which leases it did not release', async () => {
-    // Prepare: a holds shard-1; the first renewal after a delivery hangs until the test lets it
+  it('releases its lease at stop() while a heartbeat hangs, and the heartbeat landing later leaves nothing behind', async () => {
+    // Prepare: a holds shard-1; the first heartbeat after a delivery hangs until the test lets it
     // land, and stop() is called as it is sent.
     const clock = new FakeClock();
     const records = streamRecords();
@@ -517,11 +561,11 @@ describe('Late lease writes', () => {
     let land!: () => void;
     const landing = new Promise<void>((r) => (land = r));
     let stopped: Promise<void> | undefined;
-    let renewed = 0;
+    let beats = 0;
     const late = new LateCalls(clock).hold(
-      'renew',
+      'beat',
       async () => {
-        renewed = shared.calls.renew;
+        beats = shared.calls.beat;
         stopped = a.stop();
         await landing;
       },
@@ -530,19 +574,18 @@ describe('Late lease writes', () => {
     const a = makeWorker({ workerId: 'a', clock, streams, leases: late.wrap(shared), sink: timedSink('a', clock, log, 10), logger });
     await a.start();
 
-    // Act: stop() resolves while the renewal hangs (the keeper drops the lease at the fence); then it lands.
+    // Act: stop() resolves while the heartbeat hangs (a lease's release never waits for it); then it lands.
     await until(() => stopped !== undefined);
     await stopped;
     const ownerAtStop = shared.get(STREAM, 'shard-1')?.owner;
     land();
-    await within(clock, D, () => shared.calls.renew === renewed + 1 && shared.get(STREAM, 'shard-1')?.owner === undefined);
+    await within(clock, D, () => shared.calls.beat === beats + 1);
 
-    // Assess: the renewal landed and the lease was then released; stop() did not claim it released.
-    expect(ownerAtStop).toBe('a');
-    expect(shared.calls.renew).toBe(renewed + 1);
+    // Assess: the lease was released at stop(), and the late heartbeat changed no lease.
+    expect(ownerAtStop).toBeUndefined();
+    expect(shared.calls.beat).toBe(beats + 1);
     expect(shared.get(STREAM, 'shard-1')?.owner).toBeUndefined();
-    expect(logger.entries.map((e) => e.msg)).not.toContain('worker stopped; leases released');
-    expect(logger.entries.find((e) => e.msg.startsWith('worker stopped'))?.obj).toMatchObject({ unreleased: ['shard-1'] });
+    expect(logger.entries.map((e) => e.msg)).toContain('worker stopped; leases released');
   });
 
   it('releases a lease whose renewal landed after the fence a lease duration after the renewal before, so it is read again sooner than by expiry and never by two at once', async () => {
@@ -557,7 +600,7 @@ describe('Late lease writes', () => {
     let bStarted = false;
     let hungAt = 0;
     const late = new LateCalls(clock).hold(
-      'renew',
+      'beat',
       async () => {
         hungAt = clock.now();
         await clock.sleep(0.45 * D);
