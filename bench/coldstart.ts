@@ -11,7 +11,7 @@
  *
  * Cold init time is from the start of a fresh Node process (`performance.now()` counts from it) to
  * the result of its first invocation with one record: importing the bundle, building the clients
- * and one PutEvents call to a local HTTP server answering as EventBridge does. The median of RUNS
+ * and one PutEvents call to a local HTTP server answering as EventBridge does. The median of RUNS (BENCH_RUNS, default 31)
  * runs each, interleaved so that load on the machine falls on both alike. Ratios are ours over
  * the reference's.
  */
@@ -24,7 +24,7 @@ import { join, resolve } from 'node:path';
 import { build } from 'esbuild';
 import { streamRecords } from '../src/testing/index.js';
 
-const RUNS = 15;
+const RUNS = Number(process.env['BENCH_RUNS'] ?? 31);
 const repo = resolve(import.meta.dirname, '..');
 const src = (path: string) => JSON.stringify(join(repo, 'src', path));
 
