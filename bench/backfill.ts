@@ -2,7 +2,7 @@
  * Backfill benchmark against DynamoDB Local. Prints JSON lines; the last one is
  *   {"bench":"backfill","items":N,"itemsPerSec":N,"vsBareScan":R,"replicaDiffs":0}
  *
- * - A table of BENCH_ITEMS items (default 20,000, about 300 bytes each) is filled.
+ * - A table of BENCH_ITEMS items (default 100,000, about 300 bytes each) is filled.
  * - Bare Scan: a parallel Scan loop with BENCH_SEGMENTS segments (default 4) that only counts the
  *   items of each page: the ceiling the backfill is measured against.
  * - Backfill: `backfill()` with the same segments into a sink that applies every event to an
@@ -32,7 +32,7 @@ import { createLeaseTable, createSourceTable } from '../src/local/tables.js';
 import { runWorker } from '../src/worker/index.js';
 import { BackfillProjection, scanTable } from '../test/support/backfill-projection.js';
 
-const ITEMS = Number(process.env['BENCH_ITEMS'] ?? 20_000);
+const ITEMS = Number(process.env['BENCH_ITEMS'] ?? 100_000);
 const SEGMENTS = Number(process.env['BENCH_SEGMENTS'] ?? 4);
 const WRITE_RATE = Number(process.env['BENCH_WRITE_RATE'] ?? 100);
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 5);
