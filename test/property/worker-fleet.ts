@@ -37,6 +37,11 @@ interface SourceRecord {
   readonly tail: boolean;
   /** Trimmed away while some sink had not acknowledged it: the scenario lost it, not the fleet. */
   trimmedUndone: boolean;
+  /**
+   * When the stream trimmed it away (done or not). A replay that starts after that cannot read it
+   * again: with `onTrimmedData: 'skip'` it goes on from the oldest record left, a gap it is allowed.
+   */
+  trimmedAt: number | undefined;
   readonly acked: Set<SinkName>;
 }
 
@@ -148,7 +153,7 @@ export class Fleet {
   /** Which incarnation holds each shard's lease in the table, by the writes that landed. */
   readonly #holder = new Map<string, Incarnation>();
   readonly #sends: Send[] = [];
-  readonly #acks: Record<SinkName, { r: SourceRecord; by: Incarnation }[]> = { alpha: [], beta: [] };
+  readonly #acks: Record<SinkName, { r: SourceRecord; by: Incarnation; at: number }[]> = { alpha: [], beta: [] };
   readonly #violations: string[] = [];
   readonly #pending: Pending[] = [];
   #op = 0;
@@ -244,7 +249,7 @@ export class Fleet {
       const shard = this.#shardOfKey(k);
       this.#streams.append(shard.id, [raw]);
       const seq = raw.dynamodb.SequenceNumber;
-      const record: SourceRecord = { seq, n: BigInt(seq), shard: shard.id, key, image, label: `${key} v${version}${image === undefined ? ' (remove)' : ''} #${seq.slice(-6)}`, tail: this.#tail, trimmedUndone: false, acked: new Set() };
+      const record: SourceRecord = { seq, n: BigInt(seq), shard: shard.id, key, image, label: `${key} v${version}${image === undefined ? ' (remove)' : ''} #${seq.slice(-6)}`, tail: this.#tail, trimmedUndone: false, trimmedAt: undefined, acked: new Set() };
       shard.records.push(record);
       this.#bySeq.set(seq, record);
       this.#byKey.set(key, [...(this.#byKey.get(key) ?? []), record]);
@@ -286,7 +291,11 @@ export class Fleet {
     const upTo = shard.records[Math.max(0, Math.ceil((shard.records.length * percent) / 100) - 1)];
     if (!upTo) return;
     this.#streams.trim(shard.id, upTo.seq);
-    for (const r of shard.records) if (r.n <= upTo.n && !this.#done(r)) r.trimmedUndone = true;
+    for (const r of shard.records) {
+      if (r.n > upTo.n) continue;
+      r.trimmedAt ??= this.#clock.now();
+      if (!this.#done(r)) r.trimmedUndone = true;
+    }
     this.stats['trims']!++;
   }
 
@@ -556,7 +565,7 @@ export class Fleet {
         records.forEach((r, i) => {
           if (bad.has(i)) return;
           r.acked.add(name);
-          this.#acks[name].push({ r, by: inc });
+          this.#acks[name].push({ r, by: inc, at: this.#clock.now() });
           this.stats['acks']!++;
         });
         return inc.dead ? never() : { failed };
@@ -752,21 +761,23 @@ export class Fleet {
   #judgeOrder(sink: SinkName): void {
     const index = new Map<string, number>();
     for (const records of this.#byKey.values()) records.forEach((r, i) => index.set(r.seq, i));
-    const perKey = new Map<string, { r: SourceRecord; by: Incarnation }[]>();
+    const perKey = new Map<string, { r: SourceRecord; by: Incarnation; at: number }[]>();
     for (const ack of this.#acks[sink]) perKey.set(ack.r.key, [...(perKey.get(ack.r.key) ?? []), ack]);
     keys: for (const [key, delivered] of perKey) {
       const source = this.#byKey.get(key) ?? [];
-      const owedBetween = (from: number, to: number) => source.slice(from + 1, to).filter((r) => this.#required(r));
+      // What a replay still had to re-deliver before a delivery at `at`: not what the stream had
+      // trimmed by then (a re-read from the oldest record left skips it, as onTrimmedData 'skip' allows).
+      const owedBetween = (from: number, to: number, at: number) => source.slice(from + 1, to).filter((r) => this.#required(r) && !(r.trimmedAt !== undefined && r.trimmedAt <= at));
       const seen = new Set<number>();
       let newest = -1;
       let previous = -1;
       const history: string[] = [];
-      for (const { r, by } of delivered) {
+      for (const { r, by, at } of delivered) {
         const d = index.get(r.seq) as number;
         history.push(`v${r.label.split(' v')[1]?.split(' ')[0]}(${by.name})`);
         const shown = () => history.slice(-12).join(' ');
         if (d > newest) {
-          if (previous < newest && owedBetween(previous, newest + 1).length > 0) {
+          if (previous < newest && owedBetween(previous, newest + 1, at).length > 0) {
             this.#violations.push(`order at sink ${sink}: ${key} re-delivery stopped at ${source[previous]?.label} and jumped to ${r.label} (deliveries: ${shown()})`);
             continue keys;
           }
@@ -774,7 +785,7 @@ export class Fleet {
         } else if (!seen.has(d)) {
           this.#violations.push(`order at sink ${sink}: ${key} got ${r.label} for the first time after the newer ${source[newest]?.label} (deliveries: ${shown()})`);
           continue keys;
-        } else if (d > previous && owedBetween(previous, d).length > 0) {
+        } else if (d > previous && owedBetween(previous, d, at).length > 0) {
           this.#violations.push(`order at sink ${sink}: ${key} re-delivery skipped from ${source[previous]?.label} to ${r.label}, a stale change out of a replay (deliveries: ${shown()})`);
           continue keys;
         }
