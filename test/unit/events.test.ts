@@ -269,3 +269,24 @@ describe('unmarshalling', () => {
     }
   });
 });
+
+describe('changed of inserts and removes (attribute names, sorted)', () => {
+  it('is right whatever the previous record carried: same names, other order, other set, none', () => {
+    // Prepare
+    const records = streamRecords();
+    const a = decodeRecord(records.insert({ PK: 'A', SK: '1', Zeta: 1, Alpha: 2 }));
+    const b = decodeRecord(records.insert({ PK: 'B', SK: '2', Zeta: 3, Alpha: 4 }));
+    const c = decodeRecord(records.insert({ PK: 'C', SK: '3', Alpha: 5, Zeta: 6 }));
+    const d = decodeRecord(records.remove({ PK: 'D', SK: '4', Mid: 'x' }));
+    const e = decodeRecord(records.insert({ PK: 'E', SK: '5', Zeta: 1, Alpha: 2, Extra: true }));
+
+    // Assess
+    expect(a.changed).toEqual(['Alpha', 'PK', 'SK', 'Zeta']);
+    expect(b.changed).toEqual(['Alpha', 'PK', 'SK', 'Zeta']);
+    expect(c.changed).toEqual(['Alpha', 'PK', 'SK', 'Zeta']);
+    expect(d.changed).toEqual(['Mid', 'PK', 'SK']);
+    expect(e.changed).toEqual(['Alpha', 'Extra', 'PK', 'SK', 'Zeta']);
+    // Shared between events, so nobody may change it.
+    expect(Object.isFrozen(b.changed)).toBe(true);
+  });
+});
