@@ -341,13 +341,17 @@ export class Worker {
     }
     const now = this.#clock.now();
     if (changed || fleet.version !== this.#listedVersion || now - this.#listedAt >= this.#o.fullListIntervalMs) {
+      // The marker as read before the list: a change that lands while the list is read moves it
+      // past this, so the next round lists again. (The version read after the list may already
+      // count a release the list missed; remembering that one would hide it until the next full read.)
+      const versionBeforeList = changed ? -1 : fleet.version;
       const leases = await store.list(streamArn);
       // Read after the list, consistently: a lease whose owner is not registered now was left by
       // a worker that expired or left before this read, so it stopped delivering it (see docs).
       fleet = await store.fleet(streamArn, true);
       this.#observer.observe(fleet);
       this.#fleet = fleet;
-      this.#listedVersion = fleet.version;
+      this.#listedVersion = versionBeforeList;
       this.#listedAt = now;
       this.#leases = leases;
       this.#noticeMoved(leases);

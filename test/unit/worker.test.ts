@@ -132,6 +132,47 @@ describe('Worker', () => {
     expect(new Set([...a.ownedShards, ...b.ownedShards]).size).toBe(4);
   });
 
+  it('lists again when a peer releases a lease while its own list was being read (the marker read before the list decides)', async () => {
+    // Prepare: one shard held by 'b'; 'a' (first by id, so the shard is its share) joins. Its first
+    // list returns while 'b' still owns the lease, but only after 'b' has handed it back and moved
+    // the marker: the fleet read after that list already counts the release.
+    const records = streamRecords();
+    const streams = new ScriptedStreams({ streamArn: STREAM });
+    streams.addShard({ shardId: 'shard-0' }).append('shard-0', changes(records, 1, 2));
+    const shared = new MemoryLeaseStore();
+    const sink = new MemorySink();
+    const b = makeWorker({ streams, leases: shared, sink, workerId: 'b', fullListIntervalMs: 60_000 });
+    await b.start();
+    await until(() => b.ownedShards.length === 1);
+    let held = false;
+    const stale = new Proxy(shared, {
+      get(target, property) {
+        if (property !== 'list') {
+          // The store keeps its state in #private fields: its methods must run on it, not on the proxy.
+          const value: unknown = Reflect.get(target, property, target);
+          return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+        }
+        return async (streamArn: string) => {
+          const leases = await target.list(streamArn);
+          if (!held && leases.some((l) => l.owner === 'b') && (await target.fleet(streamArn, true)).beats.has('a')) {
+            held = true;
+            await until(() => b.ownedShards.length === 0, 5000);
+            await new Promise((r) => setTimeout(r, 100)); // the hand-back's touch lands
+          }
+          return leases;
+        };
+      },
+    });
+    const a = makeWorker({ streams, leases: stale, sink, workerId: 'a', fullListIntervalMs: 60_000 });
+
+    // Act
+    await a.start();
+
+    // Assess: 'a' takes the shard long before its next full read (60 s).
+    await until(() => a.ownedShards.length === 1, 3000);
+    expect(held).toBe(true);
+  });
+
   it('releases its leases on stop, so a peer takes over at once and resumes at the checkpoint', async () => {
     // Prepare
     const records = streamRecords();
