@@ -1,37 +1,16 @@
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { BatchWriteItemCommand } from '@aws-sdk/client-dynamodb';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backfillRecord } from '../../src/backfill/records.js';
 import { createLeaseTable, createSourceTable } from '../../src/local/tables.js';
 import { deleteTable, localClient, uniqueTableName } from '../support/dynamo.js';
+import { lines, ROOT, runBin, SRC_INDEX, userEnv } from '../support/cli.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const SRC_INDEX = pathToFileURL(join(ROOT, 'src/index.ts')).href;
-
-interface Result {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-const userEnv = (): NodeJS.ProcessEnv => {
-  const { STREAM_ARN: _s, LEASE_TABLE: _l, LOG_LEVEL: _g, ...rest } = process.env;
-  return { ...rest, DYNAMODB_ENDPOINT: inject('dynamoEndpoint'), AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'x', AWS_REGION: 'us-east-1' };
-};
-
-const cli = (args: readonly string[]): Promise<Result> =>
-  new Promise((resolve) => {
-    execFile(process.execPath, ['bin/dynamo-cdc.js', ...args], { cwd: ROOT, env: userEnv(), timeout: 60_000 }, (error, stdout, stderr) => {
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
-    });
-  });
-
-const lines = (text: string): string[] => text.split('\n').filter((l) => l.trim() !== '');
+const cli = (args: readonly string[]) => runBin(args, { timeoutMs: 60_000 });
 
 const keysIn = async (path: string): Promise<string[]> => {
   try {

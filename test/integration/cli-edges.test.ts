@@ -4,46 +4,23 @@ import type { Server } from 'node:net';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { main } from '../../src/cli/main.js';
-import type { CliIo } from '../../src/cli/io.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSourceTable } from '../../src/local/tables.js';
 import type { DeadLetter } from '../../src/ports.js';
 import { toJson } from '../../src/serialize.js';
 import { streamRecords } from '../../src/testing/index.js';
 import type { LambdaStreamRecord } from '../../src/testing/index.js';
 import { deleteTable, localClient, uniqueTableName } from '../support/dynamo.js';
+import { lines, localEnv, ROOT, runMain, SRC_INDEX } from '../support/cli.js';
+import type { CliResult } from '../support/cli.js';
 
 // The command's rough edges, run in-process through `main` (no child process per case).
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const SRC_INDEX = pathToFileURL(join(ROOT, 'src/index.ts')).href;
-
-interface Result {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-const lines = (text: string): string[] => text.split('\n').filter((l) => l.trim() !== '');
-
-const env = (): NodeJS.ProcessEnv => ({ PATH: process.env['PATH'], AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'x', AWS_REGION: 'us-east-1', DYNAMODB_ENDPOINT: inject('dynamoEndpoint') });
+const env = localEnv;
 
 /** Runs `dynamo-cdc ...argv` in this process and collects what it wrote. */
-const cli = async (argv: string[], cwd = ROOT): Promise<Result> => {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
-  stderr.on('data', (c: Buffer) => (err += c.toString('utf8')));
-  const io: CliIo = { stdout, stderr, env: env(), cwd };
-  const code = await main(argv, io);
-  return { code, stdout: out, stderr: err };
-};
+const cli = (argv: string[], cwd = ROOT) => runMain(argv, { cwd });
 
 const letterOf = (record: LambdaStreamRecord, sink: string | undefined): DeadLetter => ({
   record,
@@ -125,7 +102,7 @@ describe('dynamo-cdc command edges', () => {
 
   it('npm run demo (src/cli/demo.ts run as a script) goes through the same parser: one line for a bad flag', async () => {
     // A child process: the script's own entry point is what is tested.
-    const result = await new Promise<Result>((resolve) => {
+    const result = await new Promise<Pick<CliResult, 'code' | 'stdout' | 'stderr'>>((resolve) => {
       execFile(process.execPath, ['--import', 'tsx', 'src/cli/demo.ts', '--bogus'], { cwd: ROOT, env: env(), timeout: 20_000 }, (error, stdout, stderr) => {
         resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
       });

@@ -1,11 +1,10 @@
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { DescribeStreamCommand, DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
@@ -27,35 +26,10 @@ import type { LambdaStreamRecord } from '../../src/testing/index.js';
 import { dynamoDbLeaseStore } from '../../src/worker/index.js';
 import { createLeaseTable, createSourceTable } from '../../src/local/tables.js';
 import { deleteTable, localClient, uniqueTableName } from '../support/dynamo.js';
-
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const SRC_INDEX = pathToFileURL(join(ROOT, 'src/index.ts')).href;
-
-interface Result {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-  readonly ms: number;
-}
-
-/** The environment a user of DynamoDB Local would have: its endpoint and dummy credentials. */
-const userEnv = (): NodeJS.ProcessEnv => {
-  const { STREAM_ARN: _s, LEASE_TABLE: _l, DLQ_URL: _d, METRICS_PORT: _m, LOG_LEVEL: _g, ...rest } = process.env;
-  return { ...rest, DYNAMODB_ENDPOINT: inject('dynamoEndpoint'), AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'x', AWS_REGION: 'us-east-1' };
-};
+import { lines, ROOT, runBin, SRC_INDEX, userEnv } from '../support/cli.js';
 
 /** Runs `node bin/dynamo-cdc.js ...args` from the repository root, as a user would. Never rejects. */
-const cli = (args: readonly string[], env: NodeJS.ProcessEnv = userEnv()): Promise<Result> =>
-  new Promise((resolve) => {
-    const started = Date.now();
-    execFile(process.execPath, ['bin/dynamo-cdc.js', ...args], { cwd: ROOT, env, timeout: 30_000 }, (error, stdout, stderr) => {
-      const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
-      resolve({ code, stdout, stderr, ms: Date.now() - started });
-    });
-  });
-
-/** The lines a command wrote to stderr (without blank ones). */
-const lines = (text: string): string[] => text.split('\n').filter((l) => l.trim() !== '');
+const cli = (args: readonly string[], env: NodeJS.ProcessEnv = userEnv()) => runBin(args, { env });
 
 const readLines = async (path: string): Promise<Record<string, unknown>[]> => {
   try {

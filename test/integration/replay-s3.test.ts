@@ -2,13 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../src/cli/main.js';
-import type { CliIo } from '../../src/cli/io.js';
 import { decodeRecord, defineApp, Engine, route, systemClock } from '../../src/index.js';
 import type { ChangeEvent } from '../../src/index.js';
 import { localS3ClientConfig, startS3rver } from '../../src/local/s3rver.js';
@@ -18,10 +15,9 @@ import { defaultLine } from '../../src/sinks/s3/export-layout.js';
 import { s3Export } from '../../src/sinks/s3/index.js';
 import { MemorySink, silentLogger, streamRecords } from '../../src/testing/index.js';
 import type { LambdaStreamRecord } from '../../src/testing/index.js';
+import { lines, ROOT, runMain, SRC_INDEX } from '../support/cli.js';
 
 const BUCKET = 'cdc-replay';
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const SRC_INDEX = pathToFileURL(join(ROOT, 'src/index.ts')).href;
 const S3_INDEX = pathToFileURL(join(ROOT, 'src/sinks/s3/index.ts')).href;
 const S3RVER = pathToFileURL(join(ROOT, 'src/local/s3rver.ts')).href;
 
@@ -188,14 +184,8 @@ export default defineApp({ table: 'TaskApp', routes: [
 `,
     );
     const cli = async (argv: string[]) => {
-      const stdout = new PassThrough();
-      const stderr = new PassThrough();
-      let o = '';
-      let e = '';
-      stdout.on('data', (c: Buffer) => (o += c.toString('utf8')));
-      stderr.on('data', (c: Buffer) => (e += c.toString('utf8')));
-      const io: CliIo = { stdout, stderr, env: { PATH: process.env['PATH'] }, cwd: dir };
-      return { code: await main(argv, io), stdout: o, errLines: e.split('\n').filter(Boolean) };
+      const result = await runMain(argv, { env: { PATH: process.env['PATH'] }, cwd: dir });
+      return { ...result, errLines: lines(result.stderr) };
     };
     const dry = await cli(['replay', '-c', config, '--source', 's3', '--sink', 'all', '--from', '2026-01-01T00:58:00Z', '--to', '2026-01-01T01:03:00Z', '--dry-run']);
     expect(dry.stdout).toMatch(/^all\s+3\s+237\s+0\s+240$/m);

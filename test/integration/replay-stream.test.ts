@@ -1,14 +1,10 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { DynamoDBClient, PutItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { main } from '../../src/cli/main.js';
-import type { CliIo } from '../../src/cli/io.js';
 import { defineApp, route } from '../../src/index.js';
 import { localClientConfig } from '../../src/local/dynamodb-local.js';
 import { createLeaseTable, createSourceTable } from '../../src/local/tables.js';
@@ -16,9 +12,8 @@ import { dynamoDbReplayCheckpoints, replay } from '../../src/replay/index.js';
 import { MemorySink } from '../../src/testing/index.js';
 import { dynamoDbLeaseStore, dynamoDbStreamsApi, runWorker } from '../../src/worker/index.js';
 import { deleteTable, localClient, uniqueTableName } from '../support/dynamo.js';
+import { lines, runMain, SRC_INDEX } from '../support/cli.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const SRC_INDEX = pathToFileURL(join(ROOT, 'src/index.ts')).href;
 
 const until = async (what: string, check: () => boolean | Promise<boolean>, ms = 30_000) => {
   for (const end = Date.now() + ms; Date.now() < end; ) {
@@ -176,17 +171,9 @@ describe('dynamo-cdc replay (command) against DynamoDB Local', () => {
   let noStream: string;
   let leaseTable: string;
 
-  const env = (): NodeJS.ProcessEnv => ({ PATH: process.env['PATH'], AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'x', AWS_REGION: 'us-east-1', DYNAMODB_ENDPOINT: inject('dynamoEndpoint') });
   const cli = async (argv: string[]) => {
-    const stdout = new PassThrough();
-    const stderr = new PassThrough();
-    let out = '';
-    let err = '';
-    stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
-    stderr.on('data', (c: Buffer) => (err += c.toString('utf8')));
-    const io: CliIo = { stdout, stderr, env: env(), cwd: dir };
-    const code = await main(argv, io);
-    return { code, stdout: out, stderr: err, errLines: err.split('\n').filter(Boolean) };
+    const result = await runMain(argv, { cwd: dir });
+    return { ...result, errLines: lines(result.stderr) };
   };
   const config = async (name: string, tableName: string) => {
     const path = join(dir, `${name}.config.ts`);
